@@ -1,0 +1,1 @@
+// \(t) — see docs/DESIGN.md

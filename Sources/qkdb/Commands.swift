@@ -1,0 +1,22 @@
+import ArgumentParser
+
+extension QKDB {
+    /// Every subcommand, in the order `qkdb --help` lists them; each lives in its own file.
+    static let allCommands: [ParsableCommand.Type] = [
+        HarvestCommand.self,
+        TrainCommand.self,
+        MaskCommand.self,
+        EvalCommand.self,
+        RunCommand.self,
+        RunsCommand.self,
+        PairsCommand.self,
+        SinksCommand.self,
+        FeatureCommand.self,
+        ExplainCommand.self,
+        ExportCommand.self,
+        ExportDictionariesCommand.self,
+        ImportPairsCommand.self,
+        VerifyCommand.self,
+        ReportCommand.self,
+    ]
+}

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the test suite: set-up as needed (libraries, bundled models, corpus), then `swift test`.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+QKDB_SKIP_BUILD=1 tools/setup.sh || exit 1
+# Per-test "started/passed" lines are dropped to keep the log readable; failures and totals stay.
+swift test 2>&1 | grep --line-buffered -Ev "^Test Case .* (passed|started)|^\[[0-9]+/[0-9]+\] (Compiling|Emitting|Write|Linking)"
+exit "${PIPESTATUS[0]}"
