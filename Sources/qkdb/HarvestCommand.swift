@@ -39,12 +39,10 @@ struct HarvestCommand: ParsableCommand {
     @Option(help: "Sequences per forward pass.")
     var batchSize: Int = 32
 
-    func validate() throws {
-        let given = [!text.isEmpty, tokens != nil, corpus != nil].filter { $0 }.count
-        guard given == 1 else { throw ValidationError("give exactly one of --text, --tokens, --corpus") }
-    }
-
     func run() throws {
+        // Checked here rather than in validate(): a ValidationError would print usage lines too.
+        let given = [!text.isEmpty, tokens != nil, corpus != nil].filter { $0 }.count
+        guard given == 1 else { throw ModelError("give exactly one of --text, --tokens, --corpus") }
         let m = try loadModel(path: model)
         let harvester = try Harvester(model: m, layer: layer, batchSize: batchSize)
         let input: HarvestInput = corpus.map { .corpus(path: $0) } ?? tokens.map { .tokens(path: $0) } ?? .texts(text)

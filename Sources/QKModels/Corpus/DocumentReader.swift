@@ -52,9 +52,9 @@ public enum DocumentReader {
         func flush() {
             if !current.isEmpty { docs.append(current.joined(separator: "\n")); current = [] }
         }
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let trimmed = line.hasSuffix("\r") ? line.dropLast() : line
-            if trimmed.allSatisfy({ $0.isWhitespace }) { flush() } else { current.append(trimmed) }
+        // Splitting on `isNewline` treats "\r\n" (one Character in Swift) like "\n".
+        for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
+            if line.allSatisfy({ $0.isWhitespace }) { flush() } else { current.append(line) }
         }
         flush()
         return docs
@@ -62,7 +62,7 @@ public enum DocumentReader {
 
     static func jsonlTexts(_ text: String, path: String) throws -> [String] {
         var docs: [String] = []
-        for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (i, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             if line.allSatisfy({ $0.isWhitespace }) { continue }
             guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                 throw ModelError("\(path): line \(i + 1) is not a JSON object")

@@ -40,11 +40,11 @@ extension HarvestInput {
             let set = try TokenArrayReader.read(path: path)
             return maxSequences.map { set.prefix($0) } ?? set
         case .corpus(let path):
+            let documents = try DocumentReader.documents(at: path)
             guard context >= 2 else { throw ModelError("--context must be at least 2, got \(context)") }
             guard context <= model.config.maxPositions else {
                 throw ModelError("--context \(context) exceeds the model's \(model.config.maxPositions) positions")
             }
-            let documents = try DocumentReader.documents(at: path)
             let tokenizer = try model.requireTokenizer()
             let rule = PackingRule.forModel(model.config, tokenizer: tokenizer, context: context, bos: bos)
             let set = try SequencePacker.pack(documents.lazy.map { tokenizer.encode($0) }, rule: rule, limit: maxSequences)
