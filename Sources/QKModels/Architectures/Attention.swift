@@ -40,7 +40,7 @@ struct AttentionKernel {
                               k + b * T * kStride + g * dHead, ldb: kStride,
                               beta: 0, p, ldc: T)
                     if causal { Ops.applyCausalMask(p, q: T, k: T) }
-                    Ops.softmaxRows(p, rows: T, n: T)
+                    VectorMath.softmaxRows(p, rows: T, n: T)
                 }
                 if let z, let v {
                     BLAS.gemm(m: T, n: dHead, k: T, UnsafePointer(p), lda: T,

@@ -65,8 +65,8 @@ enum Activation: String, Sendable {
     func apply(_ x: UnsafeMutablePointer<Float>, count: Int) {
         Parallel.forRanges(count, minimumPerChunk: 16_384) { range in
             switch self {
-            case .geluTanh: Ops.geluTanh(x + range.lowerBound, count: range.count)
-            case .geluErf: Ops.geluErf(x + range.lowerBound, count: range.count)
+            case .geluTanh: VectorMath.geluTanh(x + range.lowerBound, count: range.count)
+            case .geluErf: VectorMath.geluErf(x + range.lowerBound, count: range.count)
             }
         }
     }
