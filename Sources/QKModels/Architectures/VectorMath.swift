@@ -9,11 +9,17 @@ enum VectorMath {
     /// e^x: range reduction x = n·ln2 + r (ln2 split in two for precision, after Cephes),
     /// a degree-6 polynomial for e^r on |r| ≤ ln2/2, and 2^n built in the exponent bits.
     /// Inputs below -87.3 (including -inf) give exactly 0, so masked scores get zero weight.
+    ///
+    /// Rounding and the float→int step use the 1.5·2²³ "magic number" trick rather than
+    /// `rounded()` and `SIMD8<Int32>(_:)`, which Swift does not lower to vector instructions.
     @inline(__always)
     static func exp(_ x: V) -> V {
-        let clamped = x.clamped(lowerBound: V(repeating: -87.3), upperBound: V(repeating: 88.7))
-        let n = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
-        let r = clamped - n * 0.693_359_375 + n * 2.121_944_4e-4
+        let lo = V(repeating: -87.3), hi = V(repeating: 88.7)
+        var c = x.replacing(with: lo, where: x .< lo)
+        c = c.replacing(with: hi, where: c .> hi)
+        let magic = V(repeating: 12_582_912)  // 1.5·2^23: adding it rounds to an integer
+        let n = (c * 1.442_695_04 + magic) - magic
+        let r = c - n * 0.693_359_375 + n * 2.121_944_4e-4
         var p = V(repeating: 1.987_569_15e-4)
         p = p * r + 1.398_199_95e-3
         p = p * r + 8.333_451_9e-3
@@ -21,9 +27,10 @@ enum VectorMath {
         p = p * r + 1.666_666_55e-1
         p = p * r + 5.000_000_12e-1
         let y = p * r * r + r + 1
-        let bits = (SIMD8<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
-        let scale = unsafeBitCast(bits, to: V.self)
-        return (y * scale).replacing(with: 0, where: x .< -87.3)
+        // n + 127 + 2^23 has the biased exponent n + 127 in its low mantissa bits.
+        let biased = unsafeBitCast(n + 8_388_735, to: SIMD8<Int32>.self) &- 0x4B00_0000
+        let scale = unsafeBitCast(biased &<< 23, to: V.self)
+        return (y * scale).replacing(with: 0, where: x .< lo)
     }
 
     /// erf(x), Abramowitz & Stegun 7.1.26: 1 - (a1·t + … + a5·t⁵)·e^(-x²), t = 1/(1 + p|x|).
@@ -58,8 +65,8 @@ enum VectorMath {
         var i = 0
         while i + 8 <= count {
             let v = UnsafeRawPointer(x + i).loadUnaligned(as: V.self)
-            let u = (c * (v + 0.044_715 * v * v * v)).clamped(lowerBound: V(repeating: -20), upperBound: V(repeating: 20))
-            let th = 1 - 2 / (exp(2 * u) + 1)
+            let u = c * (v + 0.044_715 * v * v * v)
+            let th = 1 - 2 / (exp(2 * u) + 1)  // exp saturates: u → ±∞ gives ±1
             UnsafeMutableRawPointer(x + i).storeBytes(of: 0.5 * v * (1 + th), as: V.self)
             i += 8
         }
@@ -76,7 +83,11 @@ enum VectorMath {
             let row = x + r * n
             var mv = V(repeating: -.infinity)
             var j = 0
-            while j < vecEnd { mv = pointwiseMax(mv, UnsafeRawPointer(row + j).loadUnaligned(as: V.self)); j += 8 }
+            while j < vecEnd {
+                let v = UnsafeRawPointer(row + j).loadUnaligned(as: V.self)
+                mv = mv.replacing(with: v, where: v .> mv)
+                j += 8
+            }
             var m = mv.max()
             while j < n { m = Swift.max(m, row[j]); j += 1 }
             if m == -.infinity { row.update(repeating: 0, count: n); continue }
