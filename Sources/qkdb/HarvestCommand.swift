@@ -47,7 +47,12 @@ struct HarvestCommand: ParsableCommand {
         let harvester = try Harvester(model: m, layer: layer, batchSize: batchSize)
         let input: HarvestInput = corpus.map { .corpus(path: $0) } ?? tokens.map { .tokens(path: $0) } ?? .texts(text)
         let sequences = try input.sequences(for: m, context: context, maxSequences: maxSequences, bos: bos == .yes)
-        let s = try harvester.harvest(sequences, logits: logits, to: out)
+        // A live bar only on a terminal: piped stderr is reserved for the one-line error.
+        let bar = isatty(2) != 0 ? ProgressBar("harvest", total: Double(sequences.count * sequences.context), unit: "tok") : nil
+        let s = try harvester.harvest(sequences, logits: logits, to: out) { done in
+            bar?.update(Double(done * sequences.context))
+        }
+        bar?.finish()
         print("wrote \(s.sequences) sequences × \(s.context) tokens of layer \(layer) to \(out) "
               + "in \(String(format: "%.2f", s.seconds)) s (\(Int(s.tokensPerSecond)) tokens/s)")
     }

@@ -31,7 +31,9 @@ public struct Harvester {
     /// `blocks.L.hook_attn_in`, `blocks.L.attn.hook_q`, `blocks.L.attn.hook_k`,
     /// `blocks.L.attn.hook_pattern` (F32, shapes of DESIGN §3), and `logits` `[n, ctx, vocab]`
     /// when `logits` is set. Written batch by batch; no file is left behind on failure.
-    public func harvest(_ sequences: SequenceSet, logits: Bool, to path: String) throws -> Summary {
+    /// `progress` is called after each batch with the number of sequences done so far.
+    public func harvest(_ sequences: SequenceSet, logits: Bool, to path: String,
+                        progress: ((Int) -> Void)? = nil) throws -> Summary {
         let c = model.config, n = sequences.count, T = sequences.context
         guard n > 0 else { throw ModelError("nothing to harvest: no sequences") }
         if logits && !c.hasLMHead {
@@ -71,6 +73,7 @@ public struct Harvester {
                 try writer.write(columns[4].name, firstSequence: first, floats: capture.pattern.data)
                 if let l = output?.logits { try writer.write("logits", firstSequence: first, floats: l.data) }
                 first += batch.batch
+                progress?(first)
             }
             try writer.finish()
         } catch {
