@@ -21,7 +21,9 @@ public final class GPT2Model: CapturingTransformer, @unchecked Sendable {
         let proj: Linear
     }
 
-    let tokenEmbedding: Tensor      // [vocab, d]; also the (tied) LM head
+    let tokenEmbedding: Tensor      // [vocab, d]
+    /// `[vocab, d]`: `lm_head.weight` when the checkpoint has its own, else the tied `wte`.
+    let lmHead: Tensor
     let positionEmbedding: Tensor   // [n_positions, d]
     let blocks: [Block]
     let finalNorm: LayerNormParams
@@ -35,7 +37,7 @@ public final class GPT2Model: CapturingTransformer, @unchecked Sendable {
         let c = configFile
         let d = try c.int("n_embd", "hidden_size"), nHead = try c.int("n_head", "num_attention_heads")
         let nLayer = try c.int("n_layer", "num_hidden_layers"), vocab = try c.int("vocab_size")
-        let nPos = try c.int("n_positions", "max_position_embeddings")
+        let nPos = try c.int("n_positions", "n_ctx", "max_position_embeddings")
         let inner = try c.int("n_inner", default: 4 * d)
         let eps = try c.float("layer_norm_epsilon", default: 1e-5)
         guard d % nHead == 0 else { throw ModelError("\(c.path): n_embd \(d) is not divisible by n_head \(nHead)") }
@@ -51,6 +53,15 @@ public final class GPT2Model: CapturingTransformer, @unchecked Sendable {
         let w = WeightReader(file: try SafeTensorsFile(path: path), prefixes: ["transformer.", ""], probe: "wte.weight")
         tokenEmbedding = try w.tensor("wte.weight", shape: [vocab, d])
         positionEmbedding = try w.tensor("wpe.weight", shape: [nPos, d])
+        if w.file.contains("lm_head.weight") {
+            let head = try w.file.floatTensor("lm_head.weight")
+            guard head.shape == [vocab, d] else {
+                throw ModelError("\(path): tensor 'lm_head.weight' has shape \(head.shape), config.json implies \([vocab, d])")
+            }
+            lmHead = head
+        } else {
+            lmHead = tokenEmbedding
+        }
         blocks = try (0..<nLayer).map { i in
             let p = "h.\(i)."
             return Block(ln1: try w.layerNorm(p + "ln_1", count: d, eps: eps),
@@ -140,7 +151,7 @@ public final class GPT2Model: CapturingTransformer, @unchecked Sendable {
         }
         finalNorm.apply(x.pointer, rows: rows)
         var logits = Tensor(zeros: [B, T, config.vocabSize])
-        tokenEmbedding.data.withUnsafeBufferPointer { wte in
+        lmHead.data.withUnsafeBufferPointer { wte in
             logits.data.withUnsafeMutableBufferPointer { lg in
                 BLAS.gemm(transB: true, m: rows, n: config.vocabSize, k: d, x.pointer, wte.baseAddress!, beta: 0, lg.baseAddress!)
             }
