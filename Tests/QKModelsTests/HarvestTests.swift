@@ -28,6 +28,23 @@ final class HarvestTests: XCTestCase {
             .contains { $0.hasPrefix((out as NSString).lastPathComponent + ".partial") })
     }
 
+    func testHarvestOfTheBundledMiniLMMatchesTransformers() throws {
+        let model = try loadModel(path: Fixtures.miniLM)
+        let reference = try Reference(Fixtures.path("minilm-reference.safetensors"))
+        for i in 0..<4 {
+            let tokens = try reference.tokens("text\(i)")
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("qkdb-minilm-\(UUID().uuidString).safetensors").path
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            _ = try Harvester(model: model, layer: 2).harvest(SequenceSet(ids: tokens.ids, context: tokens.length), logits: false, to: out)
+            let f = try SafeTensorsFile(path: out)
+            XCTAssertEqual(try f.intArray("tokens").values.map { Int32($0) }, tokens.ids)
+            for hook in ["blocks.2.hook_attn_in", "blocks.2.attn.hook_q", "blocks.2.attn.hook_k"] {
+                try reference.assertClose(try f.floatTensor(hook), "text\(i).\(hook)")
+            }
+            try reference.assertPattern(try f.floatTensor("blocks.2.attn.hook_pattern"), "text\(i).blocks.2.attn.hook_pattern")
+        }
+    }
+
     func testStreamYieldsTheSameCapturesAsDirectCalls() throws {
         let model = try loadModel(path: Fixtures.path("tiny-bert"))
         let reference = try Reference(Fixtures.path("tiny-bert/reference.safetensors"))
