@@ -115,9 +115,9 @@ public final class BertModel: CapturingTransformer, @unchecked Sendable {
         var captured: LayerCapture?
         let scale = 1 / Float(dh).squareRoot()
         for (l, block) in blocks.enumerated() {
-            block.qkv.apply(x.pointer, rows: rows, into: qkv.pointer)
+            let stopping = stopAfterCapture && l == captureLayer && patch?.layer != l
+            block.qkv.apply(x.pointer, rows: rows, into: qkv.pointer, columns: stopping ? 0..<(2 * d) : nil)
             let kernel = AttentionKernel(batch: B, length: T, nHead: H, nKVHead: H, dHead: dh, causal: false, scale: scale)
-            let stopping = stopAfterCapture && l == captureLayer
             if let replacement = patch?.layer == l ? patch : nil {
                 replacement.pattern.data.withUnsafeBufferPointer { rp in
                     kernel.run(q: qkv.pointer, qStride: 3 * d, k: qkv.pointer + d, kStride: 3 * d,

@@ -120,11 +120,11 @@ public final class GPT2Model: CapturingTransformer, @unchecked Sendable {
         for (l, block) in blocks.enumerated() {
             a.pointer.update(from: x.pointer, count: rows * d)
             block.ln1.apply(a.pointer, rows: rows)
-            block.qkv.apply(a.pointer, rows: rows, into: qkv.pointer)
+            let stopping = stopAfterCapture && l == captureLayer && patch?.layer != l
+            block.qkv.apply(a.pointer, rows: rows, into: qkv.pointer, columns: stopping ? 0..<(2 * d) : nil)
             var scale: Float = scaleWeights ? 1 / Float(dh).squareRoot() : 1
             if scaleByInverseLayer { scale /= Float(l + 1) }
             let kernel = AttentionKernel(batch: B, length: T, nHead: H, nKVHead: H, dHead: dh, causal: true, scale: scale)
-            let stopping = stopAfterCapture && l == captureLayer
             let replacement = patch?.layer == l ? patch : nil
             replacement?.pattern.data.withUnsafeBufferPointer { rp in
                 kernel.run(q: qkv.pointer, qStride: 3 * d, k: qkv.pointer + d, kStride: 3 * d,

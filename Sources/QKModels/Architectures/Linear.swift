@@ -15,15 +15,20 @@ struct Linear: Sendable {
     }
 
     /// `out[rows, outFeatures] = x[rows, inFeatures]·W + b`, or `out += x·W + b` when `accumulate`
-    /// (residual additions then cost no extra pass or buffer).
-    func apply(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
-        let n = outFeatures
+    /// (residual additions then cost no extra pass or buffer). With `columns`, only those output
+    /// columns are computed (in place within the full-width `out` rows): a capture that stops at
+    /// layer L needs q and k from the fused projection, not v.
+    func apply(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>,
+               accumulate: Bool = false, columns: Range<Int>? = nil) {
+        let ld = outFeatures
+        let cols = columns ?? 0..<ld
+        let n = cols.count
         if let bias {
             bias.withUnsafeBufferPointer { b in
-                let bp = b.baseAddress!
+                let bp = b.baseAddress! + cols.lowerBound
                 Parallel.forRanges(rows, minimumPerChunk: 256) { range in
                     for r in range {
-                        let row = out + r * n
+                        let row = out + r * ld + cols.lowerBound
                         if accumulate { for j in 0..<n { row[j] += bp[j] } } else { row.update(from: bp, count: n) }
                     }
                 }
@@ -31,7 +36,8 @@ struct Linear: Sendable {
         }
         let beta: Float = (accumulate || bias != nil) ? 1 : 0
         weight.data.withUnsafeBufferPointer { w in
-            BLAS.gemm(m: rows, n: n, k: inFeatures, x, w.baseAddress!, beta: beta, out)
+            BLAS.gemm(m: rows, n: n, k: inFeatures, x, lda: inFeatures, w.baseAddress! + cols.lowerBound, ldb: ld,
+                      beta: beta, out + cols.lowerBound, ldc: ld)
         }
     }
 }
