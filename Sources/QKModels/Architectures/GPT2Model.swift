@@ -125,14 +125,17 @@ public final class GPT2Model: CapturingTransformer, @unchecked Sendable {
             var scale: Float = scaleWeights ? 1 / Float(dh).squareRoot() : 1
             if scaleByInverseLayer { scale /= Float(l + 1) }
             let kernel = AttentionKernel(batch: B, length: T, nHead: H, nKVHead: H, dHead: dh, causal: true, scale: scale)
-            let replacement = patch?.layer == l ? patch : nil
-            replacement?.pattern.data.withUnsafeBufferPointer { rp in
+            if let replacement = patch?.layer == l ? patch : nil {
+                replacement.pattern.data.withUnsafeBufferPointer { rp in
+                    kernel.run(q: qkv.pointer, qStride: 3 * d, k: qkv.pointer + d, kStride: 3 * d,
+                               v: qkv.pointer + 2 * d, vStride: 3 * d, pattern: pattern.pointer,
+                               replacement: rp.baseAddress!, z: z.pointer)
+                }
+            } else {
                 kernel.run(q: qkv.pointer, qStride: 3 * d, k: qkv.pointer + d, kStride: 3 * d,
                            v: qkv.pointer + 2 * d, vStride: 3 * d, pattern: pattern.pointer,
-                           replacement: rp.baseAddress!, z: z.pointer)
-            } ?? kernel.run(q: qkv.pointer, qStride: 3 * d, k: qkv.pointer + d, kStride: 3 * d,
-                            v: qkv.pointer + 2 * d, vStride: 3 * d, pattern: pattern.pointer,
-                            replacement: nil, z: stopping ? nil : z.pointer)
+                           replacement: nil, z: stopping ? nil : z.pointer)
+            }
             if l == captureLayer {
                 captured = LayerCapture(
                     layer: l,
