@@ -13,6 +13,12 @@ final class TokenizerTests: XCTestCase {
         try TokenizerFixtures.assertMatches(tokenizer, "expected_bert.json")
     }
 
+    func testWordPieceFromTokenizerJSONMatchesToo() throws {
+        let tokenizer = try WordPieceTokenizer.load(tokenizerJSON: miniLM + "/tokenizer.json")
+        XCTAssertEqual(tokenizer.vocabSize, 30522)
+        try TokenizerFixtures.assertMatches(tokenizer, "expected_bert.json")
+    }
+
     func testWordPieceSpecialTokensAndStrings() throws {
         let tokenizer = try loadTokenizer(modelDirectory: miniLM, architecture: .bert)
         XCTAssertEqual(tokenizer.vocabSize, 30522)
@@ -47,6 +53,7 @@ final class TokenizerTests: XCTestCase {
     func testQwen2SplitMatchesHuggingFace() throws {
         let tokenizer = try ByteLevelBPETokenizer.load(tokenizerJSON: TokenizerFixtures.path("tiny_bpe_qwen2/tokenizer.json"))
         XCTAssertEqual(tokenizer.pattern, .llama3(maxDigits: 1))
+        XCTAssertTrue(tokenizer.normalizesNFC)
         try TokenizerFixtures.assertMatches(tokenizer, "expected_qwen2.json")
     }
 

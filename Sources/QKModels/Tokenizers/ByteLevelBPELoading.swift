@@ -30,6 +30,7 @@ extension ByteLevelBPETokenizer {
     /// A Hugging Face `tokenizer.json` whose model is BPE behind a ByteLevel pre-tokenizer (alone,
     /// after `Digits`, or after a `Split` with the Llama-3 or Qwen2 pattern). `bos`/`eos` name the
     /// BOS and EOS tokens (from tokenizer_config.json); without them `<|endoftext|>` serves if present.
+    /// The only normalizer accepted is NFC (Qwen2's).
     public static func load(tokenizerJSON path: String, bos: String? = nil, eos: String? = nil) throws -> ByteLevelBPETokenizer {
         guard let root = try TokenizerFiles.json(path, what: "Hugging Face tokenizer") as? [String: Any],
               let model = root["model"] as? [String: Any] else {
@@ -56,8 +57,12 @@ extension ByteLevelBPETokenizer {
                 throw ModelError("\(path): merge \(index + 1) is neither \"left right\" nor [left, right]")
             }
         }
+        var normalizesNFC = false
         if let normalizer = root["normalizer"], !(normalizer is NSNull) {
-            throw ModelError("\(path): normalizer \(describe(normalizer)) is not supported for byte-level BPE")
+            guard let object = normalizer as? [String: Any], (object["type"] as? String) == "NFC" else {
+                throw ModelError("\(path): normalizer \(describe(normalizer)) is not supported for byte-level BPE")
+            }
+            normalizesNFC = true
         }
         let added = try addedTokens(root["added_tokens"], source: path)
         let shape = try preTokenizerShape(root["pre_tokenizer"], source: path)
@@ -68,7 +73,7 @@ extension ByteLevelBPETokenizer {
         let endOfText = id("<|endoftext|>")
         return try ByteLevelBPETokenizer(vocabulary: vocabulary, merges: merges, addedTokens: added,
                                          pattern: shape.pattern, splitsDigits: shape.splitsDigits,
-                                         addsPrefixSpace: shape.addsPrefixSpace,
+                                         addsPrefixSpace: shape.addsPrefixSpace, normalizesNFC: normalizesNFC,
                                          bosID: id(bos) ?? endOfText, eosID: id(eos) ?? endOfText, source: path)
     }
 
@@ -149,7 +154,7 @@ extension ByteLevelBPETokenizer {
         return out
     }
 
-    private static func addedTokens(_ value: Any?, source: String) throws -> [AddedToken] {
+    static func addedTokens(_ value: Any?, source: String) throws -> [AddedToken] {
         guard let value, !(value is NSNull) else { return [] }
         guard let list = value as? [[String: Any]] else { throw ModelError("\(source): added_tokens is not a list of objects") }
         return try list.enumerated().map { index, entry in

@@ -23,6 +23,8 @@ public struct ByteLevelBPETokenizer: Tokenizer {
     public let splitsDigits: Bool
     /// Whether a space is put before text that does not start with one (RoBERTa-style).
     public let addsPrefixSpace: Bool
+    /// Whether text (outside added tokens) is put in Unicode NFC first (Qwen2's normalizer).
+    public let normalizesNFC: Bool
     public let bosID: Int32?
     public let eosID: Int32?
     private let cache = TokenCache<[UInt8]>()
@@ -34,7 +36,7 @@ public struct ByteLevelBPETokenizer: Tokenizer {
     /// - Parameter source: names the files in error messages.
     public init(vocabulary: [String: Int32], merges: [(String, String)], addedTokens: [AddedToken] = [],
                 pattern: ByteLevelSplitPattern = .gpt2, splitsDigits: Bool = false, addsPrefixSpace: Bool = false,
-                bosID: Int32? = nil, eosID: Int32? = nil, source: String) throws {
+                normalizesNFC: Bool = false, bosID: Int32? = nil, eosID: Int32? = nil, source: String) throws {
         var size = 0
         for (token, id) in vocabulary {
             guard id >= 0 else { throw ModelError("\(source): token \(token.debugDescription) has negative id \(id)") }
@@ -78,6 +80,7 @@ public struct ByteLevelBPETokenizer: Tokenizer {
         self.pattern = pattern
         self.splitsDigits = splitsDigits
         self.addsPrefixSpace = addsPrefixSpace
+        self.normalizesNFC = normalizesNFC
         for (name, id) in [("BOS", bosID), ("EOS", eosID)] {
             if let id, id < 0 || Int(id) >= size {
                 throw ModelError("\(source): \(name) id \(id) is outside the vocabulary of \(size) tokens")
@@ -101,6 +104,11 @@ public struct ByteLevelBPETokenizer: Tokenizer {
                 ids.append(id)
             case .text(let range):
                 var segment = scalars[range]
+                if normalizesNFC && segment.contains(where: { $0.value >= 0x300 }) {
+                    var view = String.UnicodeScalarView()
+                    view.append(contentsOf: segment)
+                    segment = ArraySlice(String(view).precomposedStringWithCanonicalMapping.unicodeScalars)
+                }
                 if addsPrefixSpace && segment.first != " " { segment = [" "] + segment }
                 let classified = ClassifiedText(segment)
                 words.removeAll(keepingCapacity: true)

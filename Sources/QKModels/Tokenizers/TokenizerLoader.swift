@@ -2,7 +2,8 @@ import Foundation
 
 /// Loads the tokenizer that belongs to a Hugging Face model directory.
 ///
-/// BERT prefers `vocab.txt` (WordPiece); the decoders prefer `tokenizer.json`, then GPT-2's
+/// BERT prefers `vocab.txt` (WordPiece), then a WordPiece `tokenizer.json`; the decoders prefer
+/// `tokenizer.json` (byte-level BPE, or WordPiece if that is what it holds), then GPT-2's
 /// `vocab.json` + `merges.txt` (byte-level BPE). `tokenizer_config.json`, when present, supplies
 /// the casing of WordPiece models and the BOS/EOS names of BPE ones. GGUF models carry their
 /// tokenizer inside the file: see `ByteLevelBPETokenizer.init(ggufTokens:…)`.
@@ -22,8 +23,11 @@ public func loadTokenizer(modelDirectory: String, architecture: Architecture) th
                                     stripsAccents: config["strip_accents"] as? Bool,
                                     splitsCJK: config["tokenize_chinese_chars"] as? Bool ?? true)
     }
-    let bpe = { () throws -> ByteLevelBPETokenizer in
+    let bpe = { () throws -> any Tokenizer in
         if has("tokenizer.json") {
+            if try tokenizerJSONModelType(path("tokenizer.json")) == "WordPiece" {
+                return try WordPieceTokenizer.load(tokenizerJSON: path("tokenizer.json"))
+            }
             return try ByteLevelBPETokenizer.load(tokenizerJSON: path("tokenizer.json"),
                                                   bos: TokenizerFiles.tokenName(config["bos_token"]),
                                                   eos: TokenizerFiles.tokenName(config["eos_token"]))
@@ -34,12 +38,19 @@ public func loadTokenizer(modelDirectory: String, architecture: Architecture) th
     switch architecture {
     case .bert:
         if has("vocab.txt") { return try wordPiece() }
+        if has("tokenizer.json") { return try WordPieceTokenizer.load(tokenizerJSON: path("tokenizer.json")) }
         throw ModelError("\(path("vocab.txt")): missing (BERT WordPiece vocabulary)")
     case .gpt2, .llama:
         if has("tokenizer.json") || has("vocab.json") || has("merges.txt") { return try bpe() }
         if has("vocab.txt") { return try wordPiece() }
         throw ModelError("\(modelDirectory): no tokenizer.json or vocab.json + merges.txt (byte-level BPE tokenizer)")
     }
+}
+
+/// The `model.type` of a tokenizer.json ("BPE", "WordPiece", …).
+private func tokenizerJSONModelType(_ path: String) throws -> String? {
+    let root = try TokenizerFiles.json(path, what: "Hugging Face tokenizer") as? [String: Any]
+    return (root?["model"] as? [String: Any])?["type"] as? String
 }
 
 /// tokenizer_config.json as a dictionary, or empty when absent.

@@ -27,8 +27,10 @@ public struct WordPieceTokenizer: Tokenizer {
     ///   - tokens: the vocabulary in id order (the lines of vocab.txt).
     ///   - lowercases: BERT "uncased" models lower-case; `stripsAccents` defaults to the same.
     ///   - source: names the file in error messages.
+    ///   - specialTokens: tokens kept whole in text; nil means those of [PAD] [UNK] [CLS] [SEP] [MASK]
+    ///     that the vocabulary has (what BertTokenizerFast adds for a bare vocab.txt).
     public init(tokens: [String], lowercases: Bool = true, stripsAccents: Bool? = nil, splitsCJK: Bool = true,
-                maxWordLength: Int = 100, source: String) throws {
+                maxWordLength: Int = 100, specialTokens: [AddedToken]? = nil, source: String) throws {
         guard !tokens.isEmpty else { throw ModelError("\(source): the vocabulary is empty") }
         var idOf: [String: Int32] = [:]
         idOf.reserveCapacity(tokens.count)
@@ -41,7 +43,7 @@ public struct WordPieceTokenizer: Tokenizer {
         self.eosID = idOf["[SEP]"]
         self.maxWordLength = maxWordLength
         self.normalizer = BertNormalizer(lowercases: lowercases, stripsAccents: stripsAccents ?? lowercases, splitsCJK: splitsCJK)
-        self.special = AddedTokenMatcher(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].compactMap { name in
+        self.special = AddedTokenMatcher(specialTokens ?? ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].compactMap { name in
             idOf[name].map { AddedToken(content: name, id: $0) }
         })
     }
