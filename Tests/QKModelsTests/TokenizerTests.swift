@@ -57,6 +57,13 @@ final class TokenizerTests: XCTestCase {
         try TokenizerFixtures.assertMatches(tokenizer, "expected_qwen2.json")
     }
 
+    func testDigitsAndPrefixSpaceMatchHuggingFace() throws {
+        let tokenizer = try ByteLevelBPETokenizer.load(tokenizerJSON: TokenizerFixtures.path("tiny_bpe_digits/tokenizer.json"))
+        XCTAssertTrue(tokenizer.splitsDigits)
+        XCTAssertTrue(tokenizer.addsPrefixSpace)
+        try TokenizerFixtures.assertMatches(tokenizer, "expected_digits.json")
+    }
+
     func testByteLevelRoundTripsArbitraryText() throws {
         let tokenizer = try loadTokenizer(modelDirectory: TokenizerFixtures.path("tiny_bpe"), architecture: .gpt2)
         for text in ["", " ", "a\u{0}b", "👨‍👩‍👧‍👦 \u{10FFFF} \u{FFFD}", String(repeating: " ", count: 5000) + "x",

@@ -109,34 +109,46 @@ public struct ByteLevelBPETokenizer: Tokenizer {
                     view.append(contentsOf: segment)
                     segment = ArraySlice(String(view).precomposedStringWithCanonicalMapping.unicodeScalars)
                 }
-                if addsPrefixSpace && segment.first != " " { segment = [" "] + segment }
-                let classified = ClassifiedText(segment)
-                words.removeAll(keepingCapacity: true)
-                for part in digitPieces(classified) { pattern.split(classified, part, into: &words) }
-                for word in words {
-                    utf8.removeAll(keepingCapacity: true)
-                    for s in classified.scalars[word] { utf8.append(contentsOf: UTF8.encode(s)!) }
-                    ids.append(contentsOf: encodeWord(utf8))
+                // Hugging Face's pre-tokenizers act on each piece left by the previous step: the
+                // prefix space goes before every digit piece too, when both are on.
+                for part in digitPieces(segment) {
+                    var piece = segment[part]
+                    if addsPrefixSpace && piece.first != " " { piece = [" "] + piece }
+                    let classified = ClassifiedText(piece)
+                    words.removeAll(keepingCapacity: true)
+                    pattern.split(classified, 0..<classified.scalars.count, into: &words)
+                    for word in words {
+                        utf8.removeAll(keepingCapacity: true)
+                        for s in classified.scalars[word] { utf8.append(contentsOf: UTF8.encode(s)!) }
+                        ids.append(contentsOf: encodeWord(utf8))
+                    }
                 }
             }
         }
         return ids
     }
 
-    /// The ranges the pattern splits separately: the whole text, or with `splitsDigits` every
-    /// digit on its own and the runs between them.
-    private func digitPieces(_ text: ClassifiedText) -> [Range<Int>] {
-        let n = text.scalars.count
-        guard splitsDigits else { return [0..<n] }
+    /// The ranges (indices of `segment`) split separately: the whole segment, or with
+    /// `splitsDigits` every digit on its own and the runs between them (Rust's `char::is_numeric`).
+    private func digitPieces(_ segment: ArraySlice<Unicode.Scalar>) -> [Range<Int>] {
+        guard splitsDigits else { return [segment.startIndex..<segment.endIndex] }
         var out: [Range<Int>] = []
-        var start = 0
-        for i in 0..<n where text.kinds[i] == .number {
+        var start = segment.startIndex
+        for i in segment.indices where Self.isNumeric(segment[i]) {
             if start < i { out.append(start..<i) }
             out.append(i..<(i + 1))
             start = i + 1
         }
-        if start < n { out.append(start..<n) }
+        if start < segment.endIndex { out.append(start..<segment.endIndex) }
         return out
+    }
+
+    private static func isNumeric(_ s: Unicode.Scalar) -> Bool {
+        if s.value < 128 { return s.value >= 48 && s.value <= 57 }
+        switch s.properties.generalCategory {
+        case .decimalNumber, .letterNumber, .otherNumber: return true
+        default: return false
+        }
     }
 
     private func encodeWord(_ utf8: [UInt8]) -> [Int32] {
