@@ -83,6 +83,8 @@ extension ByteLevelBPETokenizer {
     /// control tokens (type 3) are kept whole as special tokens and user-defined ones (type 4) as
     /// added tokens; `pre` picks the split pattern from transformers' table (the Llama-3 and Qwen2
     /// families), and every other name (SmolLM2's "smollm", "gpt2", "default") uses GPT-2's.
+    /// Only for `tokenizer.ggml.model` = "gpt2" (byte-level BPE); SentencePiece GGUFs ("llama")
+    /// are a different tokenizer. `tokenTypes` follows llama.cpp: 1 normal, 3 control, 4 user-defined.
     /// - Parameter source: names the file in error messages.
     public init(ggufTokens: [String], merges: [String], tokenTypes: [Int32]?, bosID: Int32?, eosID: Int32?,
                 pre: String?, source: String = "GGUF tokenizer") throws {
