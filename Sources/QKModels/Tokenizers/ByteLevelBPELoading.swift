@@ -111,7 +111,7 @@ extension ByteLevelBPETokenizer {
             let type = tokenTypes?[index] ?? 1
             if type == 3 && spelledInAlphabet[index] {
                 added.append(AddedToken(content: token, id: Int32(index), isSpecial: true))
-            } else if type == 4 {
+            } else if type == 4 && spelledInAlphabet[index] {
                 added.append(AddedToken(content: token, id: Int32(index), isSpecial: false))
             }
         }
