@@ -95,6 +95,17 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(tokenizer.encode("ba"), [3])
     }
 
+    func testIgnoreMergesTakesWholeWordsFromTheVocabulary() throws {
+        // Merges alone turn "abc" into "a" + "bc"; with ignore_merges the whole word wins.
+        let vocab: [String: Int32] = ["a": 0, "b": 1, "c": 2, "bc": 3, "abc": 4]
+        let plain = try ByteLevelBPETokenizer(vocabulary: vocab, merges: [("b", "c")], pattern: .gpt2, source: "test")
+        let ignoring = try ByteLevelBPETokenizer(vocabulary: vocab, merges: [("b", "c")], pattern: .gpt2,
+                                                 ignoresMergesForKnownWords: true, source: "test")
+        XCTAssertEqual(plain.encode("abc"), [0, 3])
+        XCTAssertEqual(ignoring.encode("abc"), [4])
+        XCTAssertEqual(ignoring.encode("abcc"), [0, 3, 2])
+    }
+
     // MARK: errors
 
     func testMissingFilesAreNamed() throws {

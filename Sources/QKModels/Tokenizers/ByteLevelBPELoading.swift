@@ -64,6 +64,17 @@ extension ByteLevelBPETokenizer {
             }
             normalizesNFC = true
         }
+        for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
+            if let affix = model[key] as? String, !affix.isEmpty {
+                throw ModelError("\(path): BPE with a \(key) (\(affix.debugDescription)) is not supported")
+            }
+        }
+        if let dropout = model["dropout"], !(dropout is NSNull) {
+            throw ModelError("\(path): BPE dropout (random merges) is not supported")
+        }
+        if model["byte_fallback"] as? Bool == true {
+            throw ModelError("\(path): BPE with byte_fallback is not supported (byte-level BPE needs none)")
+        }
         let added = try addedTokens(root["added_tokens"], source: path)
         let shape = try preTokenizerShape(root["pre_tokenizer"], source: path)
         func id(_ name: String?) -> Int32? {
@@ -74,6 +85,7 @@ extension ByteLevelBPETokenizer {
         return try ByteLevelBPETokenizer(vocabulary: vocabulary, merges: merges, addedTokens: added,
                                          pattern: shape.pattern, splitsDigits: shape.splitsDigits,
                                          addsPrefixSpace: shape.addsPrefixSpace, normalizesNFC: normalizesNFC,
+                                         ignoresMergesForKnownWords: model["ignore_merges"] as? Bool ?? false,
                                          bosID: id(bos) ?? endOfText, eosID: id(eos) ?? endOfText, source: path)
     }
 

@@ -25,6 +25,10 @@ public struct ByteLevelBPETokenizer: Tokenizer {
     public let addsPrefixSpace: Bool
     /// Whether text (outside added tokens) is put in Unicode NFC first (Qwen2's normalizer).
     public let normalizesNFC: Bool
+    /// Llama-3's `ignore_merges`: a word that is itself in the vocabulary is one token, merges or not.
+    public let ignoresMergesForKnownWords: Bool
+    /// Token ids by their byte string, kept only for `ignoresMergesForKnownWords`.
+    private let idOfBytes: [[UInt8]: Int32]
     public let bosID: Int32?
     public let eosID: Int32?
     private let cache = TokenCache<[UInt8]>()
@@ -36,7 +40,7 @@ public struct ByteLevelBPETokenizer: Tokenizer {
     /// - Parameter source: names the files in error messages.
     public init(vocabulary: [String: Int32], merges: [(String, String)], addedTokens: [AddedToken] = [],
                 pattern: ByteLevelSplitPattern = .gpt2, splitsDigits: Bool = false, addsPrefixSpace: Bool = false,
-                normalizesNFC: Bool = false, bosID: Int32? = nil, eosID: Int32? = nil, source: String) throws {
+                normalizesNFC: Bool = false, ignoresMergesForKnownWords: Bool = false, bosID: Int32? = nil, eosID: Int32? = nil, source: String) throws {
         var size = 0
         for (token, id) in vocabulary {
             guard id >= 0 else { throw ModelError("\(source): token \(token.debugDescription) has negative id \(id)") }
@@ -81,6 +85,12 @@ public struct ByteLevelBPETokenizer: Tokenizer {
         self.splitsDigits = splitsDigits
         self.addsPrefixSpace = addsPrefixSpace
         self.normalizesNFC = normalizesNFC
+        self.ignoresMergesForKnownWords = ignoresMergesForKnownWords
+        var idOfBytes: [[UInt8]: Int32] = [:]
+        if ignoresMergesForKnownWords {
+            for (token, id) in vocabulary { if let bytes = ByteLevelAlphabet.bytes(ofToken: token) { idOfBytes[bytes] = id } }
+        }
+        self.idOfBytes = idOfBytes
         for (name, id) in [("BOS", bosID), ("EOS", eosID)] {
             if let id, id < 0 || Int(id) >= size {
                 throw ModelError("\(source): \(name) id \(id) is outside the vocabulary of \(size) tokens")
@@ -153,6 +163,7 @@ public struct ByteLevelBPETokenizer: Tokenizer {
 
     private func encodeWord(_ utf8: [UInt8]) -> [Int32] {
         if let hit = cache.ids(for: utf8) { return hit }
+        if ignoresMergesForKnownWords, let id = idOfBytes[utf8] { return [id] }
         var symbols: [Int32] = []
         symbols.reserveCapacity(utf8.count)
         for b in utf8 where idOfByte[Int(b)] >= 0 { symbols.append(idOfByte[Int(b)]) }
