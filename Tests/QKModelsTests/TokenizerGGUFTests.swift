@@ -8,7 +8,7 @@ final class TokenizerGGUFTests: XCTestCase {
     private static let gguf = TokenizerFixtures.root
         .appendingPathComponent("models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf").path
 
-    private func smolLM2() throws -> ByteLevelBPETokenizer {
+    private func smolLM2(splitsDigits: Bool? = nil) throws -> ByteLevelBPETokenizer {
         let meta = try GGUFMetadataForTests(path: Self.gguf)
         return try ByteLevelBPETokenizer(
             ggufTokens: try meta.strings("tokenizer.ggml.tokens"),
@@ -17,6 +17,7 @@ final class TokenizerGGUFTests: XCTestCase {
             bosID: try meta.int32("tokenizer.ggml.bos_token_id"),
             eosID: try meta.int32("tokenizer.ggml.eos_token_id"),
             pre: try meta.string("tokenizer.ggml.pre"),
+            splitsDigits: splitsDigits,
             source: Self.gguf)
     }
 
@@ -27,6 +28,14 @@ final class TokenizerGGUFTests: XCTestCase {
         XCTAssertEqual(tokenizer.bosID.map(tokenizer.tokenString), "<|im_start|>")
         XCTAssertEqual(tokenizer.eosID.map(tokenizer.tokenString), "<|im_end|>")
         try TokenizerFixtures.assertMatches(tokenizer, "expected_smollm2.json")
+    }
+
+    func testSmolLM2WithItsOwnDigitSplitMatchesToo() throws {
+        let tokenizer = try smolLM2(splitsDigits: true)
+        try TokenizerFixtures.assertMatches(tokenizer, "expected_smollm2_digits.json")
+        // Where the two pre-tokenizers part ways: spaces running into a digit.
+        XCTAssertEqual(try smolLM2().encode("x  1").map(tokenizer.tokenString), ["x", " ", " ", "1"])
+        XCTAssertEqual(tokenizer.encode("x  1").map(tokenizer.tokenString), ["x", "  ", "1"])
     }
 
     func testSmolLM2ChatMarkersStayWhole() throws {

@@ -97,9 +97,14 @@ extension ByteLevelBPETokenizer {
     /// families), and every other name (SmolLM2's "smollm", "gpt2", "default") uses GPT-2's.
     /// Only for `tokenizer.ggml.model` = "gpt2" (byte-level BPE); SentencePiece GGUFs ("llama")
     /// are a different tokenizer. `tokenTypes` follows llama.cpp: 1 normal, 3 control, 4 user-defined.
-    /// - Parameter source: names the file in error messages.
+    /// - Parameters:
+    ///   - splitsDigits: nil follows transformers (no digit pre-split). `true` cuts every digit off
+    ///     first, as SmolLM2's own tokenizer.json and llama.cpp's "smollm" do; the two differ only
+    ///     where spaces run into a digit ("x  1": transformers "Ġ","Ġ","1", SmolLM2 "ĠĠ","1";
+    ///     0.7% of the default corpus's fortunes).
+    ///   - source: names the file in error messages.
     public init(ggufTokens: [String], merges: [String], tokenTypes: [Int32]?, bosID: Int32?, eosID: Int32?,
-                pre: String?, source: String = "GGUF tokenizer") throws {
+                pre: String?, splitsDigits: Bool? = nil, source: String = "GGUF tokenizer") throws {
         guard !ggufTokens.isEmpty else { throw ModelError("\(source): tokenizer.ggml.tokens is empty") }
         if let tokenTypes, tokenTypes.count != ggufTokens.count {
             throw ModelError("\(source): tokenizer.ggml.token_type has \(tokenTypes.count) entries for \(ggufTokens.count) tokens")
@@ -136,7 +141,7 @@ extension ByteLevelBPETokenizer {
             pairs.append(try TokenizerFiles.mergePair(Substring(line), number: index + 1, source: source))
         }
         try self.init(vocabulary: vocabulary, merges: pairs, addedTokens: added, pattern: pattern,
-                      bosID: bosID, eosID: eosID, source: source)
+                      splitsDigits: splitsDigits ?? false, bosID: bosID, eosID: eosID, source: source)
     }
 
     /// transformers' table of `tokenizer.ggml.pre` names with their own split pattern.
