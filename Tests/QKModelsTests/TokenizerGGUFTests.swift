@@ -38,6 +38,17 @@ final class TokenizerGGUFTests: XCTestCase {
         XCTAssertEqual(tokenizer.encode("x  1").map(tokenizer.tokenString), ["x", "  ", "1"])
     }
 
+    func testDecodingHalfACharacterShowsReplacementCharactersAsHFDoes() throws {
+        struct Case: Decodable { var ids: [Int32]; var decoded: String }
+        struct File: Decodable { var cases: [Case] }
+        let data = try Data(contentsOf: TokenizerFixtures.directory.appendingPathComponent("partial_decodes.json"))
+        let cases = try JSONDecoder().decode(File.self, from: data).cases
+        XCTAssertGreaterThan(cases.count, 10)
+        XCTAssertTrue(cases.contains { $0.decoded.contains("\u{FFFD}") })
+        let tokenizer = try smolLM2()
+        for c in cases { XCTAssertEqual(tokenizer.decode(c.ids), c.decoded, "ids \(c.ids)") }
+    }
+
     func testSmolLM2ChatMarkersStayWhole() throws {
         let tokenizer = try smolLM2()
         let ids = tokenizer.encode("<|im_start|>user\nhi<|im_end|>")
