@@ -1,0 +1,156 @@
+import Foundation
+import GRDB
+
+/// A pairs query: the pairs of one feature, ranked, on one head or on every head.
+public struct PairQuery: Sendable {
+    public var side: FeatureSide
+    public var feature: Int
+    /// nil = every head, each ranked on its own (results grouped by head, in head order).
+    public var head: Int?
+    /// Pairs per head; 0 = all of them.
+    public var top: Int
+    public var order: PairColumn
+    /// Smallest first (e.g. the most inhibitory pairs by value); ties always go to the lower partner index.
+    public var ascending: Bool
+
+    public init(side: FeatureSide, feature: Int, head: Int? = nil, top: Int = 20, order: PairColumn = .importance, ascending: Bool = false) {
+        self.side = side; self.feature = feature; self.head = head; self.top = top; self.order = order; self.ascending = ascending
+    }
+}
+
+extension Store {
+    /// The pairs of one feature, ranked by `query.order`, top `query.top` per head.
+    /// Finds chunks through the zone-map index, decodes only those, and ranks in memory.
+    public func pairs(run: Int64, _ query: PairQuery) throws -> [PairRow] {
+        try read { db in
+            let cached = try cachedRun(run, db)
+            let shape = cached.shape
+            guard let map = cached.pairMap else { throw StoreError("\(path): run \(run) has no pair map yet") }
+            let extent = shape.extent(query.side)
+            guard query.feature >= 0, query.feature < extent else {
+                throw StoreError("\(query.side.rawValue) feature \(query.feature) is out of range for run \(run) (d_\(query.side.rawValue) \(extent))")
+            }
+            if let h = query.head, h < 0 || h >= shape.nHead {
+                throw StoreError("head \(h) is out of range for run \(run) (n_head \(shape.nHead))")
+            }
+            guard query.top >= 0 else { throw StoreError("--top must be 0 (all) or positive, got \(query.top)") }
+            guard map.columns.contains(query.order) else {
+                throw StoreError("run \(run) has no \(query.order.rawValue) column to order by (it has \(map.columns.map(\.rawValue).joined(separator: ", ")))")
+            }
+            var out: [PairRow] = []
+            for h in query.head.map({ [$0] }) ?? Array(0..<shape.nHead) {
+                out += try rankedRow(run: run, map: map, shape: shape, side: query.side, feature: query.feature, head: h,
+                                     top: query.top, order: query.order, ascending: query.ascending, db)
+            }
+            return out
+        }
+    }
+
+    /// The chunks holding row `lead` of one ordering on one head (usually one; a long row spans several).
+    func chunks(run: Int64, side: FeatureSide, head: Int, lead: Int, _ db: Database) throws -> [PairChunkRecord] {
+        let zone = try db.cachedStatement(sql: """
+            SELECT rowid, first_lead FROM pair_chunks
+            WHERE run_id = ? AND ordering = ? AND head = ? AND last_lead >= ? ORDER BY last_lead, first_lead
+            """)
+        var rowids: [Int64] = []
+        let cursor = try Row.fetchCursor(zone, arguments: [run, side.ordering, head, lead])
+        while let row = try cursor.next() {
+            let first: Int = row[1]
+            if first > lead { break }
+            rowids.append(row[0])
+        }
+        guard !rowids.isEmpty else { return [] }
+        let fetch = try db.cachedStatement(sql: "SELECT \(Store.chunkColumns) FROM pair_chunks WHERE rowid = ?")
+        return try rowids.map { id in
+            guard let row = try Row.fetchOne(fetch, arguments: [id]) else { throw StoreError("\(path): chunk row \(id) of run \(run) vanished") }
+            return try chunkRecord(row, run: run)
+        }
+    }
+
+    static let chunkColumns = "ordering, seq, head, first_lead, last_lead, nnz, checksum, leads, trails, value, mask, importance, mean_contribution, cooccurrence, extra"
+
+    func chunkRecord(_ row: Row, run: Int64) throws -> PairChunkRecord {
+        func blob(_ i: Int) -> [UInt8]? { (row[i] as Data?).map { [UInt8]($0) } }
+        let seq: Int = row[1]
+        guard let leads = blob(7), let trails = blob(8), let value = blob(9) else {
+            throw StoreError("\(path): chunk \(seq) of run \(run) is missing a required blob")
+        }
+        return PairChunkRecord(ordering: row[0], seq: seq, head: row[2], firstLead: row[3], lastLead: row[4], nnz: row[5], checksum: row[6],
+                               leads: leads, trails: trails, columns: [value, blob(10), blob(11), blob(12), blob(13)], extra: blob(14))
+    }
+
+    /// Ranks one row (one leading feature on one head) and returns its best `top` pairs.
+    func rankedRow(run: Int64, map: PairMapInfo, shape: PairMapShape, side: FeatureSide, feature: Int, head: Int,
+                   top: Int, order: PairColumn, ascending: Bool, _ db: Database) throws -> [PairRow] {
+        var best: [PairRow] = []
+        for record in try chunks(run: run, side: side, head: head, lead: feature, db) {
+            let reader = try PairChunkReader(record: record, run: run, codec: map.codec, zstd: zstd, shape: shape)
+            guard let r = reader.row(of: feature) else { continue }
+            let lo = Int(reader.offsets[r]), hi = Int(reader.offsets[r + 1])
+            let trails = try reader.trails(extent: shape.extent(side.other))
+            guard let key = try reader.column(order) else { continue }
+            let picked = TopSelection.pick(key: key, trails: trails, range: lo..<hi, top: top, ascending: ascending)
+            best += try rows(reader, entries: picked, map: map, side: side, lead: feature, trails: trails)
+        }
+        return TopSelection.rank(best, by: order, side: side, top: top, ascending: ascending)
+    }
+
+    /// Materialises entries of a decoded chunk as rows (decoding each present column once).
+    func rows(_ reader: PairChunkReader, entries: [Int], map: PairMapInfo, side: FeatureSide, lead: Int, trails: [Int32]) throws -> [PairRow] {
+        guard !entries.isEmpty else { return [] }
+        var cols: [PairColumn: [Float]] = [:]
+        for c in map.columns { cols[c] = try reader.column(c) }
+        let extra = try reader.extraColumns(count: map.extraColumns.count)
+        return entries.map { n in
+            let trail = Int(trails[n])
+            return PairRow(head: reader.record.head,
+                           queryFeature: side == .query ? lead : trail, keyFeature: side == .query ? trail : lead,
+                           value: cols[.value]?[n] ?? 0, mask: cols[.mask]?[n], importance: cols[.importance]?[n],
+                           meanContribution: cols[.meanContribution]?[n], cooccurrence: cols[.cooccurrence]?[n],
+                           extra: extra.map { $0[n] })
+        }
+    }
+}
+
+/// Top-N selection with one deterministic order: by the key (descending unless ascending),
+/// ties to the lower partner (trailing) feature.
+enum TopSelection {
+    @inline(__always) static func before(_ a: Float, _ ta: Int32, _ b: Float, _ tb: Int32, ascending: Bool) -> Bool {
+        if a != b { return ascending ? a < b : a > b }
+        return ta < tb
+    }
+
+    /// Indices (into the chunk) of the best `top` entries of `range` (all when top is 0), best first.
+    static func pick(key: [Float], trails: [Int32], range: Range<Int>, top: Int, ascending: Bool) -> [Int] {
+        if top == 0 || range.count <= top {
+            return range.sorted { before(key[$0], trails[$0], key[$1], trails[$1], ascending: ascending) }
+        }
+        // A small sorted window: most entries fail the comparison with the current worst and cost one test.
+        var window: [Int] = []
+        window.reserveCapacity(top + 1)
+        key.withUnsafeBufferPointer { k in
+            trails.withUnsafeBufferPointer { t in
+                for n in range {
+                    if window.count == top {
+                        let w = window[top - 1]
+                        if !before(k[n], t[n], k[w], t[w], ascending: ascending) { continue }
+                        window.removeLast()
+                    }
+                    var i = window.count
+                    while i > 0 && before(k[n], t[n], k[window[i - 1]], t[window[i - 1]], ascending: ascending) { i -= 1 }
+                    window.insert(n, at: i)
+                }
+            }
+        }
+        return window
+    }
+
+    /// Final order across the pieces of a row that spans chunks.
+    static func rank(_ rows: [PairRow], by order: PairColumn, side: FeatureSide, top: Int, ascending: Bool) -> [PairRow] {
+        let sorted = rows.sorted { a, b in
+            let ta = Int32(side == .query ? a.keyFeature : a.queryFeature), tb = Int32(side == .query ? b.keyFeature : b.queryFeature)
+            return before(a.column(order) ?? 0, ta, b.column(order) ?? 0, tb, ascending: ascending)
+        }
+        return top == 0 ? sorted : Array(sorted.prefix(top))
+    }
+}
