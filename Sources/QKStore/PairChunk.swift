@@ -115,7 +115,9 @@ struct PairChunkReader {
             throw StoreError("\(name): row index blob is damaged")
         }
         let rows = bytes / 8 - 1
-        let csr = try zstd.decompress(record.leads, count: bytes / 4, as: UInt32.self, what: "\(name) row index")
+        let shuffled = try zstd.decompressBytes(record.leads, count: bytes, what: "\(name) row index")
+        var csr = [UInt32](repeating: 0, count: bytes / 4)
+        shuffled.withUnsafeBytes { s in csr.withUnsafeMutableBytes { ByteShuffle.unshuffle(s, width: 4, into: $0) } }
         guard Int(csr[0]) == rows else { throw StoreError("\(name): row index is inconsistent") }
         var leads = [Int32](repeating: 0, count: rows)
         var offs = [Int32](repeating: 0, count: rows + 1)
