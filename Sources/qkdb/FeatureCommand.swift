@@ -17,7 +17,7 @@ struct FeatureCommand: ParsableCommand {
     @Option(help: "table, csv or json.") var format: StoreOutputFormat = .table
 
     func validate() throws {
-        guard top >= 0 else { throw ValidationError("--top must be 0 (all) or positive") }
+        guard top >= 0 else { throw StoreError("--top must be 0 (all) or positive") }
     }
 
     func run() throws {

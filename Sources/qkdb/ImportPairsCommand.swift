@@ -22,16 +22,16 @@ struct ImportPairsCommand: ParsableCommand {
 
     func validate() throws {
         for (flag, v) in [("--d-query", dQuery), ("--d-key", dKey), ("--n-head", nHead)] {
-            if let v, v < (flag == "--n-head" ? 1 : 0) { throw ValidationError("\(flag) must be \(flag == "--n-head" ? "positive" : "non-negative"), got \(v)") }
+            if let v, v < (flag == "--n-head" ? 1 : 0) { throw StoreError("\(flag) must be \(flag == "--n-head" ? "positive" : "non-negative"), got \(v)") }
         }
-        guard chunkNNZ > 0 && chunkNNZ <= 1 << 20 else { throw ValidationError("--chunk-nnz must be between 1 and 1048576") }
+        guard chunkNNZ > 0 && chunkNNZ <= 1 << 20 else { throw StoreError("--chunk-nnz must be between 1 and 1048576") }
     }
 
     func run() throws {
         let pairs = try Self.readCOO(coo)
         func extent(_ given: Int?, _ indices: [Int32], _ what: String) throws -> Int {
             if let given { return given }
-            guard let m = indices.max() else { throw ValidationError("\(coo): the map is empty; give --\(what) to say its size") }
+            guard let m = indices.max() else { throw StoreError("\(coo): the map is empty; give --\(what) to say its size") }
             return Int(m) + 1
         }
         let shape = PairMapShape(nHead: try extent(nHead, pairs.head, "n-head"), dQuery: try extent(dQuery, pairs.queryFeature, "d-query"),

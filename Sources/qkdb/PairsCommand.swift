@@ -25,12 +25,10 @@ struct PairsCommand: ParsableCommand {
     @Flag(help: "Smallest first.") var ascending = false
     @Option(help: "table, csv or json.") var format: StoreOutputFormat = .table
 
-    func validate() throws {
-        guard (queryFeature == nil) != (keyFeature == nil) else { throw ValidationError("give exactly one of --query-feature and --key-feature") }
-        guard top >= 0 else { throw ValidationError("--top must be 0 (all) or positive") }
-    }
-
     func run() throws {
+        // Checked here rather than in validate(): a usage error there prints the whole usage text.
+        guard (queryFeature == nil) != (keyFeature == nil) else { throw StoreError("give exactly one of --query-feature and --key-feature") }
+        guard top >= 0 else { throw StoreError("--top must be 0 (all) or positive, got \(top)") }
         let store = try Store(path: location.store)
         let info = try store.run(runID)
         let side: FeatureSide = queryFeature != nil ? .query : .key

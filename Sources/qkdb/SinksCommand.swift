@@ -14,8 +14,8 @@ struct SinksCommand: ParsableCommand {
     @Option(help: "table, csv or json.") var format: StoreOutputFormat = .table
 
     func validate() throws {
-        guard top >= 0 else { throw ValidationError("--top must be 0 (all) or positive") }
-        guard threshold.isFinite else { throw ValidationError("--threshold must be a number") }
+        guard top >= 0 else { throw StoreError("--top must be 0 (all) or positive") }
+        guard threshold.isFinite else { throw StoreError("--threshold must be a number") }
     }
 
     func run() throws {
