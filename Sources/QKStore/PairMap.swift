@@ -54,13 +54,17 @@ public struct PairMapShape: Sendable, Equatable {
 public struct PairMapOptions: Sendable {
     /// Lossless `f32` by default; `fp16`/`bf16` trade exactness for size, with the error recorded.
     public var codec: ValueCodec
-    /// Target non-zeros per chunk. 2048 answers a single-row query by decoding ~8 KB per column
-    /// while keeping zstd's per-frame overhead small (see the README's store benchmark).
+    /// Target pairs per query-major chunk. Small (256) because a key-feature query fetches each
+    /// pair it returns from this ordering: one ~6 KB chunk per pair (README, store benchmark).
     public var chunkNNZ: Int
-    public init(codec: ValueCodec = .f32, chunkNNZ: Int = PairMapOptions.defaultChunkNNZ) {
-        self.codec = codec; self.chunkNNZ = chunkNNZ
+    /// Target pairs per key-major chunk, which holds only indices and the ranking column, so a
+    /// long key row (an attention sink) ranks from one or two chunks.
+    public var keyChunkNNZ: Int
+    public init(codec: ValueCodec = .f32, chunkNNZ: Int = PairMapOptions.defaultChunkNNZ, keyChunkNNZ: Int = PairMapOptions.defaultKeyChunkNNZ) {
+        self.codec = codec; self.chunkNNZ = chunkNNZ; self.keyChunkNNZ = keyChunkNNZ
     }
-    public static let defaultChunkNNZ = 2048
+    public static let defaultChunkNNZ = 256
+    public static let defaultKeyChunkNNZ = 2048
 }
 
 /// One stored pair, as queries return it. Optional columns are nil when the run lacks them.
@@ -99,6 +103,14 @@ public struct PairMapInfo: Sendable {
     /// Per column, the largest absolute error the codec introduced (0 for lossless).
     public var maxAbsError: [String: Double]
     public var columns: [PairColumn]
+    /// The columns the key-major ordering repeats (what key-feature queries rank by without fetching).
+    public var keyColumns: [PairColumn]
     public var extraColumns: [String]
     public var chunkNNZ: Int
+    public var keyChunkNNZ: Int
+
+    /// The key-major ordering repeats importance (the default ranking), or value when the run has no importance.
+    static func keyColumns(for columns: [PairColumn]) -> [PairColumn] {
+        columns.contains(.importance) ? [.importance] : [.value]
+    }
 }

@@ -46,7 +46,7 @@ struct PairMapBuilder {
         guard shape.nHead > 0, shape.nHead < (1 << 21), shape.dQuery >= 0, shape.dQuery < (1 << 21), shape.dKey >= 0, shape.dKey < (1 << 21) else {
             throw StoreError("pair map shape [d_query \(shape.dQuery), d_key \(shape.dKey), n_head \(shape.nHead)] is out of range (each at most 2097151, n_head at least 1)")
         }
-        guard options.chunkNNZ > 0 else { throw StoreError("chunk size must be positive, got \(options.chunkNNZ)") }
+        guard options.chunkNNZ > 0, options.keyChunkNNZ > 0 else { throw StoreError("chunk sizes must be positive, got \(options.chunkNNZ) and \(options.keyChunkNNZ)") }
         guard coo.queryFeature.count == n, coo.keyFeature.count == n else {
             throw StoreError("pair map arrays disagree in length: head \(n), query_feature \(coo.queryFeature.count), key_feature \(coo.keyFeature.count)")
         }
@@ -120,10 +120,15 @@ struct PairMapBuilder {
         let trailAll = side == .query ? coo.keyFeature : coo.queryFeature
         var heads = [Int32](repeating: 0, count: n), leads = heads, trails = heads
         for (k, i) in perm.enumerated() { heads[k] = coo.head[Int(i)]; leads[k] = leadAll[Int(i)]; trails[k] = trailAll[Int(i)] }
-        let sortedColumns: [[Float]?] = columns.map { col in col.map { c in perm.map { c[Int($0)] } } }
-        let sortedExtra: [[Float]] = extra.map { c in perm.map { c[Int($0)] } }
+        // Query-major holds every column; key-major only its ranking column(s).
+        let present = PairColumn.allCases.enumerated().filter { columns[$0.offset] != nil }.map(\.element)
+        let keep = side == .query ? Set(present) : Set(PairMapInfo.keyColumns(for: present))
+        let sortedColumns: [[Float]?] = zip(PairColumn.allCases, columns).map { (c, col) in
+            keep.contains(c) ? col.map { values in perm.map { values[Int($0)] } } : nil
+        }
+        let sortedExtra: [[Float]] = side == .query ? extra.map { c in perm.map { c[Int($0)] } } : []
         let encoder = PairChunkEncoder(zstd: zstd, codec: options.codec)
-        let target = options.chunkNNZ
+        let target = side == .query ? options.chunkNNZ : options.keyChunkNNZ
         var seq = 0
         try leads.withUnsafeBufferPointer { leadBuf in
             try trails.withUnsafeBufferPointer { trailBuf in

@@ -72,30 +72,85 @@ extension Store {
     func chunkRecord(_ row: Row, run: Int64) throws -> PairChunkRecord {
         func blob(_ i: Int) -> [UInt8]? { (row[i] as Data?).map { [UInt8]($0) } }
         let seq: Int = row[1]
-        guard let leads = blob(7), let trails = blob(8), let value = blob(9) else {
+        guard let leads = blob(7), let trails = blob(8) else {
             throw StoreError("\(path): chunk \(seq) of run \(run) is missing a required blob")
         }
         return PairChunkRecord(ordering: row[0], seq: seq, head: row[2], firstLead: row[3], lastLead: row[4], nnz: row[5], checksum: row[6],
-                               leads: leads, trails: trails, columns: [value, blob(10), blob(11), blob(12), blob(13)], extra: blob(14))
+                               leads: leads, trails: trails, columns: [blob(9), blob(10), blob(11), blob(12), blob(13)], extra: blob(14))
     }
 
     /// Ranks one row (one leading feature on one head) and returns its best `top` pairs.
+    /// Query rows are answered from their own chunks. Key rows rank from the key-major ordering
+    /// when it holds the ranking column, then fetch the chosen pairs' other columns from the
+    /// query-major ordering; ranking by a column it lacks fetches the whole row first.
     func rankedRow(run: Int64, map: PairMapInfo, shape: PairMapShape, side: FeatureSide, feature: Int, head: Int,
                    top: Int, order: PairColumn, ascending: Bool, _ db: Database) throws -> [PairRow] {
+        if side == .key {
+            if map.keyColumns.contains(order) {
+                let (trails, keys) = try rowKeys(run: run, map: map, shape: shape, side: .key, feature: feature, head: head, column: order, db)
+                let picked = TopSelection.pick(key: keys, trails: trails, range: 0..<trails.count, top: top, ascending: ascending)
+                return try fetchFromQueryMajor(run: run, map: map, shape: shape, head: head, keyFeature: feature,
+                                               queryFeatures: picked.map { Int(trails[$0]) }, db)
+            }
+            let (trails, _) = try rowKeys(run: run, map: map, shape: shape, side: .key, feature: feature, head: head, column: nil, db)
+            let all = try fetchFromQueryMajor(run: run, map: map, shape: shape, head: head, keyFeature: feature, queryFeatures: trails.map(Int.init), db)
+            return TopSelection.rank(all, by: order, side: side, top: top, ascending: ascending)
+        }
         var best: [PairRow] = []
         for record in try chunks(run: run, side: side, head: head, lead: feature, db) {
             let reader = try PairChunkReader(record: record, run: run, codec: map.codec, zstd: zstd, shape: shape)
             guard let r = reader.row(of: feature) else { continue }
             let lo = Int(reader.offsets[r]), hi = Int(reader.offsets[r + 1])
             let trails = try reader.trails(extent: shape.extent(side.other))
-            guard let key = try reader.column(order) else { continue }
+            guard let key = try reader.column(order) else { throw StoreError("\(path): \(record.name(run: run)) lacks its \(order.rawValue) column") }
             let picked = TopSelection.pick(key: key, trails: trails, range: lo..<hi, top: top, ascending: ascending)
             best += try rows(reader, entries: picked, map: map, side: side, lead: feature, trails: trails)
         }
         return TopSelection.rank(best, by: order, side: side, top: top, ascending: ascending)
     }
 
-    /// Materialises entries of a decoded chunk as rows (decoding each present column once).
+    /// The trailing features of one row, in order, and (when `column` is given) that column's values,
+    /// from the row's own ordering only.
+    func rowKeys(run: Int64, map: PairMapInfo, shape: PairMapShape, side: FeatureSide, feature: Int, head: Int,
+                 column: PairColumn?, _ db: Database) throws -> (trails: [Int32], values: [Float]) {
+        var trailsOut: [Int32] = [], valuesOut: [Float] = []
+        for record in try chunks(run: run, side: side, head: head, lead: feature, db) {
+            let reader = try PairChunkReader(record: record, run: run, codec: map.codec, zstd: zstd, shape: shape)
+            guard let r = reader.row(of: feature) else { continue }
+            let range = Int(reader.offsets[r])..<Int(reader.offsets[r + 1])
+            let trails = try reader.trails(extent: shape.extent(side.other))
+            trailsOut += trails[range]
+            if let column {
+                guard let values = try reader.column(column) else { throw StoreError("\(path): \(record.name(run: run)) lacks its \(column.rawValue) column") }
+                valuesOut += values[range]
+            }
+        }
+        return (trailsOut, valuesOut)
+    }
+
+    /// The full rows of pairs (head, q, keyFeature) for each q, in the order given, read from the
+    /// query-major ordering. Decoded chunks are shared between pairs that fall in the same one.
+    func fetchFromQueryMajor(run: Int64, map: PairMapInfo, shape: PairMapShape, head: Int, keyFeature: Int,
+                             queryFeatures: [Int], _ db: Database) throws -> [PairRow] {
+        var decoded: [Int: DecodedChunk] = [:]
+        return try queryFeatures.map { q in
+            for record in try chunks(run: run, side: .query, head: head, lead: q, db) {
+                let chunk: DecodedChunk
+                if let c = decoded[record.seq] { chunk = c } else {
+                    let reader = try PairChunkReader(record: record, run: run, codec: map.codec, zstd: zstd, shape: shape)
+                    chunk = DecodedChunk(reader: reader, trails: try reader.trails(extent: shape.dKey))
+                    decoded[record.seq] = chunk
+                }
+                guard let r = chunk.reader.row(of: q) else { continue }
+                let lo = Int(chunk.reader.offsets[r]), hi = Int(chunk.reader.offsets[r + 1])
+                guard let n = chunk.find(Int32(keyFeature), in: lo..<hi) else { continue }
+                return try chunk.pair(n, map: map, queryFeature: q)
+            }
+            throw StoreError("\(path): run \(run): pair (head \(head), query feature \(q), key feature \(keyFeature)) is in the key-major ordering but not the query-major one (the store is damaged; run `qkdb verify`)")
+        }
+    }
+
+    /// Materialises entries of a decoded query-major chunk as rows (decoding each present column once).
     func rows(_ reader: PairChunkReader, entries: [Int], map: PairMapInfo, side: FeatureSide, lead: Int, trails: [Int32]) throws -> [PairRow] {
         guard !entries.isEmpty else { return [] }
         var cols: [PairColumn: [Float]] = [:]
@@ -109,6 +164,40 @@ extension Store {
                            meanContribution: cols[.meanContribution]?[n], cooccurrence: cols[.cooccurrence]?[n],
                            extra: extra.map { $0[n] })
         }
+    }
+}
+
+/// A query-major chunk decoded once while answering one query.
+final class DecodedChunk {
+    let reader: PairChunkReader
+    let trails: [Int32]
+    private var columns: [PairColumn: [Float]]?
+    private var extra: [[Float]] = []
+    init(reader: PairChunkReader, trails: [Int32]) { self.reader = reader; self.trails = trails }
+
+    /// Entry `n` as a full row (the chunk's columns are decoded on first use).
+    func pair(_ n: Int, map: PairMapInfo, queryFeature: Int) throws -> PairRow {
+        if columns == nil {
+            var cols: [PairColumn: [Float]] = [:]
+            for c in map.columns { cols[c] = try reader.column(c) }
+            columns = cols
+            extra = try reader.extraColumns(count: map.extraColumns.count)
+        }
+        let cols = columns ?? [:]
+        guard let value = cols[.value]?[n] else { throw StoreError("\(reader.record.name(run: reader.run)) lacks its value column") }
+        return PairRow(head: reader.record.head, queryFeature: queryFeature, keyFeature: Int(trails[n]), value: value,
+                       mask: cols[.mask]?[n], importance: cols[.importance]?[n], meanContribution: cols[.meanContribution]?[n],
+                       cooccurrence: cols[.cooccurrence]?[n], extra: extra.map { $0[n] })
+    }
+
+    /// The entry holding trailing feature `t` within `range` (one row, sorted), if any.
+    func find(_ t: Int32, in range: Range<Int>) -> Int? {
+        var lo = range.lowerBound, hi = range.upperBound
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if trails[mid] < t { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < range.upperBound && trails[lo] == t ? lo : nil
     }
 }
 

@@ -52,15 +52,20 @@ CREATE TABLE tensors (
 -- The catalog entry of a run's pair map ([d_query, d_key, n_head] sparse tensor).
 -- `value_codec` is 'f32' (lossless) or the lossy 'fp16' / 'bf16'; `max_abs_error` is a JSON object
 -- giving, per float column, the largest absolute error the codec introduced (all 0 for f32).
--- `extra_columns` is a JSON array naming the run's additional per-pair float columns.
+-- `columns` (JSON array) names the float columns the run has, all stored in the query-major
+-- ordering; `key_columns` names the one(s) the key-major ordering repeats for ranking (importance,
+-- or value when the run has no importance). `extra_columns` names additional per-pair float columns.
+-- `chunk_nnz` / `key_chunk_nnz`: target pairs per chunk of each ordering.
 CREATE TABLE pair_maps (
     run_id        INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
     nnz           INTEGER NOT NULL CHECK (nnz >= 0),
     value_codec   TEXT    NOT NULL CHECK (value_codec IN ('f32', 'fp16', 'bf16')),
     max_abs_error TEXT    NOT NULL CHECK (json_valid(max_abs_error)),
     columns       TEXT    NOT NULL CHECK (json_valid(columns)),
+    key_columns   TEXT    NOT NULL CHECK (json_valid(key_columns)),
     extra_columns TEXT    NOT NULL DEFAULT '[]' CHECK (json_valid(extra_columns)),
-    chunk_nnz     INTEGER NOT NULL CHECK (chunk_nnz > 0)
+    chunk_nnz     INTEGER NOT NULL CHECK (chunk_nnz > 0),
+    key_chunk_nnz INTEGER NOT NULL CHECK (key_chunk_nnz > 0)
 ) STRICT;
 
 -- Chunks of the pair map, stored twice: ordering 0 sorts by (head, query, key) and leads with the
@@ -68,7 +73,10 @@ CREATE TABLE pair_maps (
 -- (head, first_lead, last_lead) is the zone map; a long row may continue into the next chunk.
 -- `leads`: CSR of the rows (distinct leading features as deltas from first_lead, then offsets);
 -- `trails`: trailing features as deltas restarting at each row; float columns byte-shuffled.
--- `checksum` covers the zone map, counts and every blob; NULL blob = column absent from the run.
+-- Ordering 0 holds every column (small chunks, so one pair is cheap to fetch); ordering 1 holds
+-- only the indices and the ranking column(s) of pair_maps.key_columns (NULL elsewhere), and a
+-- key-feature query fetches the other columns of the pairs it returns from ordering 0.
+-- `checksum` covers the zone map, counts and every blob.
 CREATE TABLE pair_chunks (
     run_id            INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     ordering          INTEGER NOT NULL CHECK (ordering IN (0, 1)),
@@ -80,7 +88,7 @@ CREATE TABLE pair_chunks (
     checksum          INTEGER NOT NULL,
     leads             BLOB    NOT NULL,
     trails            BLOB    NOT NULL,
-    value             BLOB    NOT NULL,
+    value             BLOB,
     mask              BLOB,
     importance        BLOB,
     mean_contribution BLOB,

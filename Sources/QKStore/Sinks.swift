@@ -50,11 +50,13 @@ extension Store {
                 let j: Int = c["idx"]
                 var heads: [SinkHead] = []
                 for h in 0..<cached.shape.nHead {
-                    let all = try rankedRow(run: run, map: map, shape: cached.shape, side: .key, feature: j, head: h,
-                                            top: 0, order: .importance, ascending: false, db)
-                    guard !all.isEmpty else { continue }
-                    let total = all.reduce(0.0) { $0 + Double($1.importance ?? 0) }
-                    let chosen = topQueries == 0 ? all : Array(all.prefix(topQueries))
+                    // Sums come from the key-major ordering alone; only the listed pairs are fetched.
+                    let (trails, importance) = try rowKeys(run: run, map: map, shape: cached.shape, side: .key, feature: j, head: h,
+                                                           column: .importance, db)
+                    guard !trails.isEmpty else { continue }
+                    let total = importance.reduce(0.0) { $0 + Double($1) }
+                    let chosen = try rankedRow(run: run, map: map, shape: cached.shape, side: .key, feature: j, head: h,
+                                               top: topQueries, order: .importance, ascending: false, db)
                     heads.append(SinkHead(head: h, importance: total, queries: chosen.map {
                         SinkQuery(queryFeature: $0.queryFeature, importance: $0.importance ?? 0, density: queryDensity[$0.queryFeature])
                     }))

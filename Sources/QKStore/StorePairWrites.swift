@@ -35,13 +35,16 @@ extension Store {
         try db.execute(sql: "DELETE FROM pair_maps WHERE run_id = ?", arguments: [run])
         let present = PairColumn.allCases.enumerated().filter { b.columns[$0.offset] != nil }.map(\.element)
         let info = PairMapInfo(nnz: b.coo.count, codec: b.options.codec, maxAbsError: b.maxAbsError, columns: present,
-                               extraColumns: b.coo.extra.map(\.name), chunkNNZ: b.options.chunkNNZ)
+                               keyColumns: PairMapInfo.keyColumns(for: present), extraColumns: b.coo.extra.map(\.name),
+                               chunkNNZ: b.options.chunkNNZ, keyChunkNNZ: b.options.keyChunkNNZ)
         func json(_ object: Any) -> String {
             String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8), as: UTF8.self)
         }
         try db.execute(sql: """
-            INSERT INTO pair_maps (run_id, nnz, value_codec, max_abs_error, columns, extra_columns, chunk_nnz) VALUES (?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [run, info.nnz, info.codec.rawValue, json(info.maxAbsError), json(present.map(\.rawValue)), json(info.extraColumns), info.chunkNNZ])
+            INSERT INTO pair_maps (run_id, nnz, value_codec, max_abs_error, columns, key_columns, extra_columns, chunk_nnz, key_chunk_nnz)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [run, info.nnz, info.codec.rawValue, json(info.maxAbsError), json(present.map(\.rawValue)),
+                             json(info.keyColumns.map(\.rawValue)), json(info.extraColumns), info.chunkNNZ, info.keyChunkNNZ])
         let insert = try db.makeStatement(sql: """
             INSERT INTO pair_chunks (run_id, ordering, seq, head, first_lead, last_lead, nnz, checksum, leads, trails,
                                      value, mask, importance, mean_contribution, cooccurrence, extra)

@@ -117,13 +117,19 @@ extension Store {
         guard let codec = ValueCodec(rawValue: row["value_codec"] ?? ""),
               let errors = try? JSONSerialization.jsonObject(with: Data(((row["max_abs_error"] as String?) ?? "").utf8)) as? [String: Double],
               let columnNames = try? JSONSerialization.jsonObject(with: Data(((row["columns"] as String?) ?? "").utf8)) as? [String],
+              let keyColumnNames = try? JSONSerialization.jsonObject(with: Data(((row["key_columns"] as String?) ?? "").utf8)) as? [String],
               let extra = try? JSONSerialization.jsonObject(with: Data(((row["extra_columns"] as String?) ?? "").utf8)) as? [String]
         else { throw damaged }
-        let columns = try columnNames.map { name -> PairColumn in
-            guard let c = PairColumn(rawValue: name) else { throw damaged }
-            return c
+        func parse(_ names: [String]) throws -> [PairColumn] {
+            try names.map { name -> PairColumn in
+                guard let c = PairColumn(rawValue: name) else { throw damaged }
+                return c
+            }
         }
-        return PairMapInfo(nnz: row["nnz"], codec: codec, maxAbsError: errors, columns: columns, extraColumns: extra, chunkNNZ: row["chunk_nnz"])
+        let columns = try parse(columnNames), keyColumns = try parse(keyColumnNames)
+        guard columns.contains(.value), Set(keyColumns).isSubset(of: columns) else { throw damaged }
+        return PairMapInfo(nnz: row["nnz"], codec: codec, maxAbsError: errors, columns: columns, keyColumns: keyColumns, extraColumns: extra,
+                           chunkNNZ: row["chunk_nnz"], keyChunkNNZ: row["key_chunk_nnz"])
     }
 
     /// Shape and pair-map facts of a run, from the cache after the first call.

@@ -18,13 +18,16 @@ struct ImportPairsCommand: ParsableCommand {
     @Option(name: .customLong("d-key"), help: "Key dictionary size (default: largest key feature + 1).") var dKey: Int?
     @Option(name: .customLong("n-head"), help: "Number of heads (default: largest head + 1).") var nHead: Int?
     @Option(help: "f32 (lossless, default), or the lossy fp16 / bf16 (the maximum error is stored and printed).") var values: ValueCodecArgument = .init(codec: .f32)
-    @Option(name: .customLong("chunk-nnz"), help: "Pairs per chunk.") var chunkNNZ: Int = PairMapOptions.defaultChunkNNZ
+    @Option(name: .customLong("chunk-nnz"), help: "Pairs per query-major chunk.") var chunkNNZ: Int = PairMapOptions.defaultChunkNNZ
+    @Option(name: .customLong("key-chunk-nnz"), help: "Pairs per key-major chunk.") var keyChunkNNZ: Int = PairMapOptions.defaultKeyChunkNNZ
 
     func validate() throws {
         for (flag, v) in [("--d-query", dQuery), ("--d-key", dKey), ("--n-head", nHead)] {
             if let v, v < (flag == "--n-head" ? 1 : 0) { throw StoreError("\(flag) must be \(flag == "--n-head" ? "positive" : "non-negative"), got \(v)") }
         }
-        guard chunkNNZ > 0 && chunkNNZ <= 1 << 20 else { throw StoreError("--chunk-nnz must be between 1 and 1048576") }
+        for (flag, v) in [("--chunk-nnz", chunkNNZ), ("--key-chunk-nnz", keyChunkNNZ)] where v < 1 || v > 1 << 20 {
+            throw StoreError("\(flag) must be between 1 and 1048576, got \(v)")
+        }
     }
 
     func run() throws {
@@ -38,7 +41,7 @@ struct ImportPairsCommand: ParsableCommand {
                                  dKey: try extent(dKey, pairs.keyFeature, "d-key"))
         let prepared: PreparedPairMap
         do {
-            prepared = try PreparedPairMap(coo: pairs, shape: shape, options: PairMapOptions(codec: values.codec, chunkNNZ: chunkNNZ))
+            prepared = try PreparedPairMap(coo: pairs, shape: shape, options: PairMapOptions(codec: values.codec, chunkNNZ: chunkNNZ, keyChunkNNZ: keyChunkNNZ))
         } catch let e as StoreError {
             throw StoreError("\(coo): \(e.message)")
         }

@@ -40,7 +40,7 @@ final class PairMapPropertyTests: XCTestCase {
         var rng = StoreTestSupport.Rng(state: 1)
         let shape = PairMapShape(nHead: 3, dQuery: 17, dKey: 13)
         let coo = StoreTestSupport.randomMap(&rng, shape: shape, n: 300, columns: PairColumn.allCases, extra: ["peak_offset", "x2"])
-        try checkAllQueries(coo, shape: shape, options: PairMapOptions(chunkNNZ: 7))
+        try checkAllQueries(coo, shape: shape, options: PairMapOptions(chunkNNZ: 7, keyChunkNNZ: 7))
     }
 
     func testTiesEmptyHeadsAndGiantRowAcrossManyChunks() throws {
@@ -50,7 +50,7 @@ final class PairMapPropertyTests: XCTestCase {
         // values take 7 distinct levels, so ties must break by the partner index.
         let coo = StoreTestSupport.randomMap(&rng, shape: shape, n: 150, columns: [.value, .importance, .meanContribution],
                                              giantRow: (head: 2, query: 4), emptyHeads: [1, 3], coarseValues: true)
-        try checkAllQueries(coo, shape: shape, options: PairMapOptions(chunkNNZ: 6))
+        try checkAllQueries(coo, shape: shape, options: PairMapOptions(chunkNNZ: 6, keyChunkNNZ: 6))
     }
 
     func testValueOnlyMapWithDefaultChunks() throws {
@@ -63,7 +63,7 @@ final class PairMapPropertyTests: XCTestCase {
     func testEmptyMapAndSingleEntryAtMaximalIndices() throws {
         let shape = PairMapShape(nHead: 2, dQuery: 5, dKey: 3)
         try checkAllQueries(PairCOO(head: [], queryFeature: [], keyFeature: [], columns: [.value: [], .importance: []]), shape: shape, options: PairMapOptions())
-        try checkAllQueries(PairCOO(head: [1], queryFeature: [4], keyFeature: [2], columns: [.value: [-0.5], .importance: [2]]), shape: shape, options: PairMapOptions(chunkNNZ: 1))
+        try checkAllQueries(PairCOO(head: [1], queryFeature: [4], keyFeature: [2], columns: [.value: [-0.5], .importance: [2]]), shape: shape, options: PairMapOptions(chunkNNZ: 1, keyChunkNNZ: 1))
     }
 
     func testLargeIndicesUseTheComparisonSortPath() throws {
@@ -112,7 +112,7 @@ final class PairMapPropertyTests: XCTestCase {
             let path = StoreTestSupport.temporaryStorePath(self)
             let store = try Store(path: path, mode: .create)
             let run = try store.createRun(RunSpec(name: codec.rawValue, kind: .imported, nHead: 2, dQuery: 12, dKey: 12))
-            let info = try store.putPairMap(run: run, coo, options: PairMapOptions(codec: codec, chunkNNZ: 16))
+            let info = try store.putPairMap(run: run, coo, options: PairMapOptions(codec: codec, chunkNNZ: 16, keyChunkNNZ: 5))
             var rounded = coo
             for (c, values) in coo.columns {
                 let r = values.map { codec == .fp16 ? Float(Float16($0)) : Float(bitPattern: ($0.bitPattern &+ 0x7FFF &+ (($0.bitPattern >> 16) & 1)) & 0xFFFF_0000) }

@@ -75,7 +75,7 @@ final class StoreCatalogTests: XCTestCase {
         let coo = StoreTestSupport.randomMap(&rng, shape: shape, n: 250, columns: [.value, .importance])
         let store = try Store(path: StoreTestSupport.temporaryStorePath(self), mode: .create)
         let run = try store.createRun(RunSpec(name: "s", kind: .trained, nHead: 3, dQuery: 20, dKey: 10))
-        try store.putPairMap(run: run, coo, options: PairMapOptions(chunkNNZ: 9))
+        try store.putPairMap(run: run, coo, options: PairMapOptions(chunkNNZ: 9, keyChunkNNZ: 9))
         let bos: [Double] = (0..<10).map { $0 % 3 == 0 ? 0.95 : 0.2 }
         try store.putFeatures(run: run, (0..<10).map { FeatureStats(side: .key, index: $0, alive: true, density: 0.1, bosFraction: bos[$0]) }
                                        + (0..<20).map { FeatureStats(side: .query, index: $0, alive: true, density: Double($0) / 100) })
@@ -108,7 +108,7 @@ final class StoreCatalogTests: XCTestCase {
         let path = StoreTestSupport.temporaryStorePath(self)
         let store = try Store(path: path, mode: .create)
         let run = try store.createRun(RunSpec(name: "e", kind: .imported, nHead: 2, dQuery: 15, dKey: 15))
-        try store.putPairMap(run: run, coo, options: PairMapOptions(chunkNNZ: 11))
+        try store.putPairMap(run: run, coo, options: PairMapOptions(chunkNNZ: 11, keyChunkNNZ: 11))
         let out = path + ".csv"
         XCTAssertEqual(try store.exportCSV(run: run, what: .pairs, to: out), coo.count)
         let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")

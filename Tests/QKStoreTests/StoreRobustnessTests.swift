@@ -12,7 +12,7 @@ final class StoreRobustnessTests: XCTestCase {
         let coo = StoreTestSupport.randomMap(&rng, shape: shape, n: 1500, columns: [.value, .importance])
         let store = try Store(path: path, mode: .create)
         let run = try store.createRun(RunSpec(name: "r", kind: .imported, nHead: 2, dQuery: 40, dKey: 40))
-        try store.putPairMap(run: run, coo, options: PairMapOptions(chunkNNZ: 64))
+        try store.putPairMap(run: run, coo, options: PairMapOptions(chunkNNZ: 64, keyChunkNNZ: 64))
         try store.putTensor(run: run, name: "w", shape: [300], values: (0..<300).map { Float($0) })
         return (run, coo)
     }
@@ -25,9 +25,9 @@ final class StoreRobustnessTests: XCTestCase {
         let path = StoreTestSupport.temporaryStorePath(self)
         let (run, _) = try makeStore(path)
         try DatabaseQueue(path: path).write { db in
-            var blob = try Data.fetchOne(db, sql: "SELECT value FROM pair_chunks WHERE run_id = ? AND ordering = 1 AND seq = 2", arguments: [run])!
+            var blob = try Data.fetchOne(db, sql: "SELECT importance FROM pair_chunks WHERE run_id = ? AND ordering = 1 AND seq = 2", arguments: [run])!
             blob[blob.count / 2] ^= 0x40
-            try db.execute(sql: "UPDATE pair_chunks SET value = ? WHERE run_id = ? AND ordering = 1 AND seq = 2", arguments: [blob, run])
+            try db.execute(sql: "UPDATE pair_chunks SET importance = ? WHERE run_id = ? AND ordering = 1 AND seq = 2", arguments: [blob, run])
         }
         let store = try Store(path: path)
         let report = try store.verify()

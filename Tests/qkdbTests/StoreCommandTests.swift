@@ -52,7 +52,7 @@ final class StoreCommandTests: XCTestCase {
         let coo = dir.appendingPathComponent("coo.safetensors").path
         try Self.write(map, to: coo, int64: true)
         let store = dir.appendingPathComponent("s.qkdb").path
-        let r = try CLI.run(["import-pairs", "--store", store, "--name", "fixture", "--coo", coo, "--chunk-nnz", "8"])
+        let r = try CLI.run(["import-pairs", "--store", store, "--name", "fixture", "--coo", coo, "--chunk-nnz", "8", "--key-chunk-nnz", "5"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stdout, "run 1: imported \(map.head.count) pairs [d_query 20, d_key 20, n_head 3] (lossless)\n")
         return (store, map)
