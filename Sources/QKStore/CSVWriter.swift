@@ -43,6 +43,36 @@ public final class CSVWriter {
         if buffer.count >= 1 << 20 { try flush() }
     }
 
+    /// Appends one row of numbers without building intermediate strings (the pairs export's hot path).
+    /// Numbers never need quoting; nil becomes an empty field.
+    public func numericRow(ints: [Int], floats: [Float?]) throws {
+        var first = true
+        for i in ints {
+            if !first { buffer.append(UInt8(ascii: ",")) }
+            first = false
+            appendInt(i)
+        }
+        for f in floats {
+            if !first { buffer.append(UInt8(ascii: ",")) }
+            first = false
+            if let f { buffer.append(contentsOf: f.description.utf8) }
+        }
+        buffer.append(UInt8(ascii: "\n"))
+        if buffer.count >= 1 << 20 { try flush() }
+    }
+
+    private func appendInt(_ value: Int) {
+        if value < 0 { buffer.append(UInt8(ascii: "-")) }
+        var v = value.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var n = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat { d[n] = UInt8(ascii: "0") + UInt8(v % 10); v /= 10; n += 1 } while v > 0
+            for i in stride(from: n - 1, through: 0, by: -1) { buffer.append(d[i]) }
+        }
+    }
+
     private func flush() throws {
         do { try handle.write(contentsOf: buffer) } catch { throw StoreError("\(path): write failed (\(error.localizedDescription))") }
         buffer.removeAll(keepingCapacity: true)

@@ -36,10 +36,8 @@ extension Store {
             guard let map = info.pairMap else { throw StoreError("\(path): run \(run) has no pair map yet") }
             try writer.row(Store.pairHeader + map.extraColumns)
             try forEachPair(run: run) { p in
-                var fields = [String(p.head), String(p.queryFeature), String(p.keyFeature)]
-                fields += PairColumn.allCases.map { NumberText.float(p.column($0)) }
-                fields += p.extra.map { NumberText.float($0) }
-                try writer.row(fields)
+                try writer.numericRow(ints: [p.head, p.queryFeature, p.keyFeature],
+                                      floats: [p.value, p.mask, p.importance, p.meanContribution, p.cooccurrence] + p.extra.map { Optional($0) })
                 count += 1
             }
         case .features:
