@@ -64,10 +64,11 @@ CREATE TABLE pair_maps (
 -- query feature; ordering 1 sorts by (head, key, query) and leads with the key feature.
 -- (head, first_lead, last_lead) is the zone map; a long row may continue into the next chunk.
 -- `leads`: CSR of the rows (distinct leading features as deltas from first_lead, then offsets);
--- `trails`: trailing features as deltas restarting at each row; float columns byte-shuffled.
--- Ordering 0 holds every column (small chunks, so one pair is cheap to fetch); ordering 1 holds
--- only the indices and the ranking column(s) of pair_maps.key_columns (NULL elsewhere), and a
--- key-feature query fetches the other columns of the pairs it returns from ordering 0.
+-- `trails`: trailing features as deltas restarting at each row; `floats`: the ordering's float
+-- columns, each byte-shuffled, concatenated, one zstd frame. Ordering 0 holds every column
+-- (pair_maps.columns then extra_columns) in small chunks, so one pair is cheap to fetch;
+-- ordering 1 holds only the ranking column(s) of pair_maps.key_columns, and a key-feature query
+-- fetches the other columns of the pairs it returns from ordering 0.
 -- `checksum` covers the zone map, counts and every blob.
 CREATE TABLE pair_chunks (
     run_id            INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -80,12 +81,7 @@ CREATE TABLE pair_chunks (
     checksum          INTEGER NOT NULL,
     leads             BLOB    NOT NULL,
     trails            BLOB    NOT NULL,
-    value             BLOB,
-    mask              BLOB,
-    importance        BLOB,
-    mean_contribution BLOB,
-    cooccurrence      BLOB,
-    extra             BLOB,
+    floats            BLOB    NOT NULL,
     PRIMARY KEY (run_id, ordering, seq)
 ) STRICT;
 -- The zone-map index: a query seeks (run, ordering, head, last_lead >= f) and reads entries while

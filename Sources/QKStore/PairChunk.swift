@@ -10,9 +10,10 @@ struct PairChunkRecord {
     var checksum: Int64
     var leads: [UInt8]
     var trails: [UInt8]
-    /// Blobs of the float columns, indexed like `PairColumn.allCases`; nil = column absent.
-    var columns: [[UInt8]?]
-    var extra: [UInt8]?
+    /// Every float column the ordering holds (see `PairMapInfo.storedColumns`), each byte-shuffled,
+    /// one after another, in one zstd frame: one frame of a few KB compresses better than many tiny
+    /// ones and decodes in one call.
+    var floats: [UInt8]
 
     /// The checksum over everything the chunk's meaning depends on, zone map included,
     /// so a damaged header is caught as surely as a damaged blob.
@@ -20,8 +21,7 @@ struct PairChunkRecord {
         var c = Checksum()
         c.add(Int64(ordering)); c.add(Int64(head)); c.add(Int64(firstLead)); c.add(Int64(lastLead)); c.add(Int64(nnz))
         c.add(leads); c.add(trails)
-        for col in columns { c.add(col) }
-        c.add(extra)
+        c.add(floats)
         return c.value
     }
 
@@ -44,21 +44,24 @@ struct PairChunkEncoder {
         return zstd.compress(shuffled)
     }
 
-    func encodeFloats(_ values: [Float]) -> [UInt8] {
-        switch codec {
-        case .f32:
-            let shuffled = values.withUnsafeBytes { ByteShuffle.shuffle($0, width: 4) }
-            return zstd.compress(shuffled)
-        case .fp16, .bf16:
-            let halves = values.map { codec.encode16($0) }
-            let shuffled = halves.withUnsafeBytes { ByteShuffle.shuffle($0, width: 2) }
-            return zstd.compress(shuffled)
+    /// Columns (each `count` long) shuffled one by one, concatenated, compressed as one frame.
+    func encodeFloats(_ columns: [ArraySlice<Float>]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for values in columns {
+            switch codec {
+            case .f32:
+                bytes += values.withUnsafeBytes { ByteShuffle.shuffle($0, width: 4) }
+            case .fp16, .bf16:
+                let halves = values.map { codec.encode16($0) }
+                bytes += halves.withUnsafeBytes { ByteShuffle.shuffle($0, width: 2) }
+            }
         }
+        return zstd.compress(bytes)
     }
 
     /// Builds one chunk from entries `range` of an ordering given as parallel sorted arrays.
     func encode(ordering: Int, seq: Int, head: Int, leads: UnsafeBufferPointer<Int32>, trails: UnsafeBufferPointer<Int32>,
-                range: Range<Int>, columns: [[Float]?], extra: [[Float]]) -> PairChunkRecord {
+                range: Range<Int>, columns: [[Float]]) -> PairChunkRecord {
         let first = Int(leads[range.lowerBound]), last = Int(leads[range.upperBound - 1])
         var rowLeads: [UInt32] = []
         var offsets: [UInt32] = []
@@ -81,8 +84,7 @@ struct PairChunkEncoder {
         var record = PairChunkRecord(
             ordering: ordering, seq: seq, head: head, firstLead: first, lastLead: last, nnz: range.count, checksum: 0,
             leads: encodeUInt32(csr), trails: encodeUInt32(trailDeltas),
-            columns: columns.map { $0.map { encodeFloats(Array($0[range])) } },
-            extra: extra.isEmpty ? nil : encodeFloats(extra.flatMap { $0[range] }))
+            floats: encodeFloats(columns.map { $0[range] }))
         record.checksum = record.computeChecksum()
         return record
     }
@@ -168,32 +170,26 @@ struct PairChunkReader {
         return out
     }
 
-    private func decodeFloats(_ blob: [UInt8], count: Int, what: String) throws -> [Float] {
+    /// All `columnCount` float columns of the chunk, column after column (`nnz` values each).
+    func floats(columnCount: Int) throws -> [Float] {
+        let count = columnCount * record.nnz
         let width = codec.byteWidth
-        let shuffled = try zstd.decompressBytes(blob, count: width * count, what: what)
+        let shuffled = try zstd.decompressBytes(record.floats, count: width * count, what: "\(record.name(run: run)) float columns")
         var out = [Float](repeating: 0, count: count)
-        if width == 4 {
-            shuffled.withUnsafeBytes { s in out.withUnsafeMutableBytes { ByteShuffle.unshuffle(s, width: 4, into: $0) } }
-        } else {
-            var halves = [UInt16](repeating: 0, count: count)
-            shuffled.withUnsafeBytes { s in halves.withUnsafeMutableBytes { ByteShuffle.unshuffle(s, width: 2, into: $0) } }
-            for i in 0..<count { out[i] = codec.decode16(halves[i]) }
+        let n = record.nnz
+        shuffled.withUnsafeBytes { s in
+            for c in 0..<columnCount {
+                let src = UnsafeRawBufferPointer(rebasing: s[(c * n * width)..<((c + 1) * n * width)])
+                if width == 4 {
+                    out.withUnsafeMutableBytes { ByteShuffle.unshuffle(src, width: 4, into: UnsafeMutableRawBufferPointer(rebasing: $0[(c * n * 4)..<((c + 1) * n * 4)])) }
+                } else {
+                    var halves = [UInt16](repeating: 0, count: n)
+                    halves.withUnsafeMutableBytes { ByteShuffle.unshuffle(src, width: 2, into: $0) }
+                    for i in 0..<n { out[c * n + i] = codec.decode16(halves[i]) }
+                }
+            }
         }
         return out
-    }
-
-    /// A float column's values for every entry, or nil when the run lacks the column.
-    func column(_ c: PairColumn) throws -> [Float]? {
-        guard let index = PairColumn.allCases.firstIndex(of: c), let blob = record.columns[index] else { return nil }
-        return try decodeFloats(blob, count: record.nnz, what: "\(record.name(run: run)) column \(c.rawValue)")
-    }
-
-    /// The extra columns, `count` of them, each for every entry.
-    func extraColumns(count: Int) throws -> [[Float]] {
-        guard count > 0 else { return [] }
-        guard let blob = record.extra else { throw StoreError("\(record.name(run: run)): extra columns are missing") }
-        let all = try decodeFloats(blob, count: count * record.nnz, what: "\(record.name(run: run)) extra columns")
-        return (0..<count).map { Array(all[($0 * record.nnz)..<(($0 + 1) * record.nnz)]) }
     }
 }
 
@@ -204,4 +200,33 @@ func ZSTD_frameSize(_ bytes: UnsafeRawBufferPointer) -> Int? {
     let size = ZSTD_getFrameContentSize(bytes.baseAddress, bytes.count)
     if size >= ZSTD_CONTENTSIZE_ERROR || size > UInt64(Int32.max) { return nil }
     return Int(size)
+}
+
+/// The decoded float columns of one chunk, addressable by name.
+struct ChunkFloats {
+    let values: [Float]
+    let names: [String]
+    let nnz: Int
+
+    func column(_ name: String) -> ArraySlice<Float>? {
+        guard let i = names.firstIndex(of: name) else { return nil }
+        return values[(i * nnz)..<((i + 1) * nnz)]
+    }
+
+    func column(_ c: PairColumn) -> ArraySlice<Float>? { column(c.rawValue) }
+
+    /// Entry `n` as a pair row; columns this ordering does not hold stay nil.
+    func pair(_ n: Int, head: Int, queryFeature: Int, keyFeature: Int, extraColumns: [String]) -> PairRow {
+        func at(_ c: PairColumn) -> Float? { column(c).map { $0[$0.startIndex + n] } }
+        return PairRow(head: head, queryFeature: queryFeature, keyFeature: keyFeature, value: at(.value) ?? 0, mask: at(.mask),
+                       importance: at(.importance), meanContribution: at(.meanContribution), cooccurrence: at(.cooccurrence),
+                       extra: extraColumns.map { name in column(name).map { $0[$0.startIndex + n] } ?? 0 })
+    }
+}
+
+extension PairChunkReader {
+    /// Decodes the chunk's float columns, which the catalog says are `names` (in order).
+    func floats(names: [String]) throws -> ChunkFloats {
+        ChunkFloats(values: try floats(columnCount: names.count), names: names, nnz: record.nnz)
+    }
 }

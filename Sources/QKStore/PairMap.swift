@@ -109,6 +109,12 @@ public struct PairMapInfo: Sendable {
     public var chunkNNZ: Int
     public var keyChunkNNZ: Int
 
+    /// Names and order of the float columns in a chunk of one ordering: the query-major ordering
+    /// holds every column then the extra ones; the key-major ordering only `keyColumns`.
+    func storedColumns(_ side: FeatureSide) -> [String] {
+        side == .query ? columns.map(\.rawValue) + extraColumns : keyColumns.map(\.rawValue)
+    }
+
     /// The key-major ordering repeats importance (the default ranking), or value when the run has no importance.
     static func keyColumns(for columns: [PairColumn]) -> [PairColumn] {
         columns.contains(.importance) ? [.importance] : [.value]

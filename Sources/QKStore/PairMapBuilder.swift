@@ -123,10 +123,10 @@ struct PairMapBuilder {
         // Query-major holds every column; key-major only its ranking column(s).
         let present = PairColumn.allCases.enumerated().filter { columns[$0.offset] != nil }.map(\.element)
         let keep = side == .query ? Set(present) : Set(PairMapInfo.keyColumns(for: present))
-        let sortedColumns: [[Float]?] = zip(PairColumn.allCases, columns).map { (c, col) in
+        var stored: [[Float]] = zip(PairColumn.allCases, columns).compactMap { (c, col) in
             keep.contains(c) ? col.map { values in perm.map { values[Int($0)] } } : nil
         }
-        let sortedExtra: [[Float]] = side == .query ? extra.map { c in perm.map { c[Int($0)] } } : []
+        if side == .query { stored += extra.map { c in perm.map { c[Int($0)] } } }
         let encoder = PairChunkEncoder(zstd: zstd, codec: options.codec)
         let target = side == .query ? options.chunkNNZ : options.keyChunkNNZ
         var seq = 0
@@ -145,7 +145,7 @@ struct PairMapBuilder {
                         break
                     }
                     try emit(encoder.encode(ordering: side.ordering, seq: seq, head: Int(head), leads: leadBuf, trails: trailBuf,
-                                            range: start..<end, columns: sortedColumns, extra: sortedExtra))
+                                            range: start..<end, columns: stored))
                     seq += 1
                     start = end
                 }

@@ -67,16 +67,16 @@ extension Store {
         }
     }
 
-    static let chunkColumns = "ordering, seq, head, first_lead, last_lead, nnz, checksum, leads, trails, value, mask, importance, mean_contribution, cooccurrence, extra"
+    static let chunkColumns = "ordering, seq, head, first_lead, last_lead, nnz, checksum, leads, trails, floats"
 
     func chunkRecord(_ row: Row, run: Int64) throws -> PairChunkRecord {
         func blob(_ i: Int) -> [UInt8]? { (row[i] as Data?).map { [UInt8]($0) } }
         let seq: Int = row[1]
-        guard let leads = blob(7), let trails = blob(8) else {
+        guard let leads = blob(7), let trails = blob(8), let floats = blob(9) else {
             throw StoreError("\(path): chunk \(seq) of run \(run) is missing a required blob")
         }
         return PairChunkRecord(ordering: row[0], seq: seq, head: row[2], firstLead: row[3], lastLead: row[4], nnz: row[5], checksum: row[6],
-                               leads: leads, trails: trails, columns: [blob(9), blob(10), blob(11), blob(12), blob(13)], extra: blob(14))
+                               leads: leads, trails: trails, floats: floats)
     }
 
     /// Ranks one row (one leading feature on one head) and returns its best `top` pairs.
@@ -102,9 +102,10 @@ extension Store {
             guard let r = reader.row(of: feature) else { continue }
             let lo = Int(reader.offsets[r]), hi = Int(reader.offsets[r + 1])
             let trails = try reader.trails(extent: shape.extent(side.other))
-            guard let key = try reader.column(order) else { throw StoreError("\(path): \(record.name(run: run)) lacks its \(order.rawValue) column") }
-            let picked = TopSelection.pick(key: key, trails: trails, range: lo..<hi, top: top, ascending: ascending)
-            best += try rows(reader, entries: picked, map: map, side: side, lead: feature, trails: trails)
+            let floats = try reader.floats(names: map.storedColumns(.query))
+            guard let key = floats.column(order) else { throw StoreError("\(path): \(record.name(run: run)) lacks its \(order.rawValue) column") }
+            let picked = TopSelection.pick(key: Array(key), trails: trails, range: lo..<hi, top: top, ascending: ascending)
+            best += picked.map { floats.pair($0, head: head, queryFeature: feature, keyFeature: Int(trails[$0]), extraColumns: map.extraColumns) }
         }
         return TopSelection.rank(best, by: order, side: side, top: top, ascending: ascending)
     }
@@ -121,8 +122,9 @@ extension Store {
             let trails = try reader.trails(extent: shape.extent(side.other))
             trailsOut += trails[range]
             if let column {
-                guard let values = try reader.column(column) else { throw StoreError("\(path): \(record.name(run: run)) lacks its \(column.rawValue) column") }
-                valuesOut += values[range]
+                let floats = try reader.floats(names: map.storedColumns(side))
+                guard let values = floats.column(column) else { throw StoreError("\(path): \(record.name(run: run)) lacks its \(column.rawValue) column") }
+                valuesOut += values[(values.startIndex + range.lowerBound)..<(values.startIndex + range.upperBound)]
             }
         }
         return (trailsOut, valuesOut)
@@ -150,44 +152,20 @@ extension Store {
         }
     }
 
-    /// Materialises entries of a decoded query-major chunk as rows (decoding each present column once).
-    func rows(_ reader: PairChunkReader, entries: [Int], map: PairMapInfo, side: FeatureSide, lead: Int, trails: [Int32]) throws -> [PairRow] {
-        guard !entries.isEmpty else { return [] }
-        var cols: [PairColumn: [Float]] = [:]
-        for c in map.columns { cols[c] = try reader.column(c) }
-        let extra = try reader.extraColumns(count: map.extraColumns.count)
-        return entries.map { n in
-            let trail = Int(trails[n])
-            return PairRow(head: reader.record.head,
-                           queryFeature: side == .query ? lead : trail, keyFeature: side == .query ? trail : lead,
-                           value: cols[.value]?[n] ?? 0, mask: cols[.mask]?[n], importance: cols[.importance]?[n],
-                           meanContribution: cols[.meanContribution]?[n], cooccurrence: cols[.cooccurrence]?[n],
-                           extra: extra.map { $0[n] })
-        }
-    }
 }
 
 /// A query-major chunk decoded once while answering one query.
 final class DecodedChunk {
     let reader: PairChunkReader
     let trails: [Int32]
-    private var columns: [PairColumn: [Float]]?
-    private var extra: [[Float]] = []
+    private var decoded: ChunkFloats?
     init(reader: PairChunkReader, trails: [Int32]) { self.reader = reader; self.trails = trails }
 
     /// Entry `n` as a full row (the chunk's columns are decoded on first use).
     func pair(_ n: Int, map: PairMapInfo, queryFeature: Int) throws -> PairRow {
-        if columns == nil {
-            var cols: [PairColumn: [Float]] = [:]
-            for c in map.columns { cols[c] = try reader.column(c) }
-            columns = cols
-            extra = try reader.extraColumns(count: map.extraColumns.count)
-        }
-        let cols = columns ?? [:]
-        guard let value = cols[.value]?[n] else { throw StoreError("\(reader.record.name(run: reader.run)) lacks its value column") }
-        return PairRow(head: reader.record.head, queryFeature: queryFeature, keyFeature: Int(trails[n]), value: value,
-                       mask: cols[.mask]?[n], importance: cols[.importance]?[n], meanContribution: cols[.meanContribution]?[n],
-                       cooccurrence: cols[.cooccurrence]?[n], extra: extra.map { $0[n] })
+        let floats = try decoded ?? reader.floats(names: map.storedColumns(.query))
+        decoded = floats
+        return floats.pair(n, head: reader.record.head, queryFeature: queryFeature, keyFeature: Int(trails[n]), extraColumns: map.extraColumns)
     }
 
     /// The entry holding trailing feature `t` within `range` (one row, sorted), if any.

@@ -15,11 +15,14 @@ extension Store {
             guard let map = cached.pairMap else { throw StoreError("\(path): run \(run) has no pair map yet") }
             let cursor = try Row.fetchCursor(db, sql: "SELECT \(Store.chunkColumns) FROM pair_chunks WHERE run_id = ? AND ordering = 0 ORDER BY seq", arguments: [run])
             while let row = try cursor.next() {
-                let reader = try PairChunkReader(record: try chunkRecord(row, run: run), run: run, codec: map.codec, zstd: zstd, shape: cached.shape)
+                let record = try chunkRecord(row, run: run)
+                let reader = try PairChunkReader(record: record, run: run, codec: map.codec, zstd: zstd, shape: cached.shape)
                 let trails = try reader.trails(extent: cached.shape.dKey)
+                let floats = try reader.floats(names: map.storedColumns(.query))
                 for r in 0..<reader.rowLeads.count {
-                    let entries = Array(Int(reader.offsets[r])..<Int(reader.offsets[r + 1]))
-                    for p in try rows(reader, entries: entries, map: map, side: .query, lead: Int(reader.rowLeads[r]), trails: trails) { try body(p) }
+                    for n in Int(reader.offsets[r])..<Int(reader.offsets[r + 1]) {
+                        try body(floats.pair(n, head: record.head, queryFeature: Int(reader.rowLeads[r]), keyFeature: Int(trails[n]), extraColumns: map.extraColumns))
+                    }
                 }
             }
         }

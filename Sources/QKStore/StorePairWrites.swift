@@ -46,17 +46,13 @@ extension Store {
             """, arguments: [run, info.nnz, info.codec.rawValue, json(info.maxAbsError), json(present.map(\.rawValue)),
                              json(info.keyColumns.map(\.rawValue)), json(info.extraColumns), info.chunkNNZ, info.keyChunkNNZ])
         let insert = try db.makeStatement(sql: """
-            INSERT INTO pair_chunks (run_id, ordering, seq, head, first_lead, last_lead, nnz, checksum, leads, trails,
-                                     value, mask, importance, mean_contribution, cooccurrence, extra)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO pair_chunks (run_id, ordering, seq, head, first_lead, last_lead, nnz, checksum, leads, trails, floats)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         for (side, perm) in [(FeatureSide.query, prepared.queryMajor), (.key, prepared.keyMajor)] {
             try b.chunks(side, perm: perm, zstd: zstd) { r in
-                var args: [DatabaseValueConvertible?] = [run, r.ordering, r.seq, r.head, r.firstLead, r.lastLead, r.nnz, r.checksum,
-                                                         Data(r.leads), Data(r.trails)]
-                args += r.columns.map { $0.map { Data($0) } }
-                args.append(r.extra.map { Data($0) })
-                try insert.execute(arguments: StatementArguments(args))
+                try insert.execute(arguments: [run, r.ordering, r.seq, r.head, r.firstLead, r.lastLead, r.nnz, r.checksum,
+                                               Data(r.leads), Data(r.trails), Data(r.floats)])
             }
         }
         try db.execute(sql: "UPDATE runs SET updated_at = ? WHERE id = ?", arguments: [Store.now(), run])

@@ -62,18 +62,7 @@ extension Store {
                         expectedSeq += 1
                         let reader = try PairChunkReader(record: record, run: run, codec: map.codec, zstd: zstd, shape: shape)
                         let trails = try reader.trails(extent: shape.extent(side.other))
-                        let expected = side == .query ? map.columns : map.keyColumns
-                        for c in PairColumn.allCases {
-                            let present = try reader.column(c) != nil
-                            if present != expected.contains(c) {
-                                throw StoreError("\(path): \(record.name(run: run)): column \(c.rawValue) disagrees with the catalog")
-                            }
-                        }
-                        if side == .query {
-                            _ = try reader.extraColumns(count: map.extraColumns.count)
-                        } else if record.extra != nil {
-                            throw StoreError("\(path): \(record.name(run: run)): extra columns disagree with the catalog")
-                        }
+                        _ = try reader.floats(names: map.storedColumns(side))
                         let first = (record.head, Int(reader.rowLeads[0]), Int(trails[0]))
                         if let p = previous, !(p < first) {
                             throw StoreError("\(path): \(record.name(run: run)) is out of order after the chunk before it")

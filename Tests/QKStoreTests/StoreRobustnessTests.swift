@@ -25,9 +25,9 @@ final class StoreRobustnessTests: XCTestCase {
         let path = StoreTestSupport.temporaryStorePath(self)
         let (run, _) = try makeStore(path)
         try DatabaseQueue(path: path).write { db in
-            var blob = try Data.fetchOne(db, sql: "SELECT importance FROM pair_chunks WHERE run_id = ? AND ordering = 1 AND seq = 2", arguments: [run])!
+            var blob = try Data.fetchOne(db, sql: "SELECT floats FROM pair_chunks WHERE run_id = ? AND ordering = 1 AND seq = 2", arguments: [run])!
             blob[blob.count / 2] ^= 0x40
-            try db.execute(sql: "UPDATE pair_chunks SET importance = ? WHERE run_id = ? AND ordering = 1 AND seq = 2", arguments: [blob, run])
+            try db.execute(sql: "UPDATE pair_chunks SET floats = ? WHERE run_id = ? AND ordering = 1 AND seq = 2", arguments: [blob, run])
         }
         let store = try Store(path: path)
         let report = try store.verify()
@@ -49,7 +49,7 @@ final class StoreRobustnessTests: XCTestCase {
         try checkpoint(path)
         let original = try Data(contentsOf: URL(fileURLWithPath: path))
         var rng = StoreTestSupport.Rng(state: 12)
-        let blobs = try DatabaseQueue(path: path).read { try Data.fetchAll($0, sql: "SELECT value FROM pair_chunks WHERE length(value) > 64") }
+        let blobs = try DatabaseQueue(path: path).read { try Data.fetchAll($0, sql: "SELECT floats FROM pair_chunks WHERE length(floats) > 64") }
         var detected = 0, aimed = 0
         for trial in 0..<24 {
             var damaged = original
