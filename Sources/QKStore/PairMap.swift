@@ -115,6 +115,10 @@ public struct PairMapInfo: Sendable {
         side == .query ? columns.map(\.rawValue) + extraColumns : keyColumns.map(\.rawValue)
     }
 
+    /// How an ordering's floats are encoded: the run's codec in query-major chunks; in key-major
+    /// chunks always bf16, which is only a ranking key (exact values come from query-major).
+    func codec(_ side: FeatureSide) -> ValueCodec { side == .query ? codec : .bf16 }
+
     /// The key-major ordering repeats importance (the default ranking), or value when the run has no importance.
     static func keyColumns(for columns: [PairColumn]) -> [PairColumn] {
         columns.contains(.importance) ? [.importance] : [.value]

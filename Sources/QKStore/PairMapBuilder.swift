@@ -127,7 +127,8 @@ struct PairMapBuilder {
             keep.contains(c) ? col.map { values in perm.map { values[Int($0)] } } : nil
         }
         if side == .query { stored += extra.map { c in perm.map { c[Int($0)] } } }
-        let encoder = PairChunkEncoder(zstd: zstd, codec: options.codec)
+        // Key-major floats are only a ranking key: bf16 keeps their order (rounding is monotonic).
+        let encoder = PairChunkEncoder(zstd: zstd, codec: side == .query ? options.codec : .bf16)
         let target = side == .query ? options.chunkNNZ : options.keyChunkNNZ
         var seq = 0
         try leads.withUnsafeBufferPointer { leadBuf in

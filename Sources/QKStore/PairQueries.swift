@@ -87,10 +87,14 @@ extension Store {
                    top: Int, order: PairColumn, ascending: Bool, _ db: Database) throws -> [PairRow] {
         if side == .key {
             if map.keyColumns.contains(order) {
+                // The key-major ranking key is rounded to bf16, which never reorders two values
+                // (rounding is monotonic), so the exact top N lie among the entries whose rounded
+                // key is at least the N-th best rounded key. Fetch those, rank exactly, keep N.
                 let (trails, keys) = try rowKeys(run: run, map: map, shape: shape, side: .key, feature: feature, head: head, column: order, db)
-                let picked = TopSelection.pick(key: keys, trails: trails, range: 0..<trails.count, top: top, ascending: ascending)
-                return try fetchFromQueryMajor(run: run, map: map, shape: shape, head: head, keyFeature: feature,
-                                               queryFeatures: picked.map { Int(trails[$0]) }, db)
+                let candidates = TopSelection.candidates(roundedKey: keys, trails: trails, top: top, ascending: ascending)
+                let rows = try fetchFromQueryMajor(run: run, map: map, shape: shape, head: head, keyFeature: feature,
+                                                   queryFeatures: candidates.map { Int(trails[$0]) }, db)
+                return TopSelection.rank(rows, by: order, side: side, top: top, ascending: ascending)
             }
             let (trails, _) = try rowKeys(run: run, map: map, shape: shape, side: .key, feature: feature, head: head, column: nil, db)
             let all = try fetchFromQueryMajor(run: run, map: map, shape: shape, head: head, keyFeature: feature, queryFeatures: trails.map(Int.init), db)
@@ -111,12 +115,12 @@ extension Store {
     }
 
     /// The trailing features of one row, in order, and (when `column` is given) that column's values,
-    /// from the row's own ordering only.
+    /// from the row's own ordering only (on the key side: rounded to bf16, see `rankedRow`).
     func rowKeys(run: Int64, map: PairMapInfo, shape: PairMapShape, side: FeatureSide, feature: Int, head: Int,
                  column: PairColumn?, _ db: Database) throws -> (trails: [Int32], values: [Float]) {
         var trailsOut: [Int32] = [], valuesOut: [Float] = []
         for record in try chunks(run: run, side: side, head: head, lead: feature, db) {
-            let reader = try PairChunkReader(record: record, run: run, codec: map.codec, zstd: zstd, shape: shape)
+            let reader = try PairChunkReader(record: record, run: run, codec: map.codec(side), zstd: zstd, shape: shape)
             guard let r = reader.row(of: feature) else { continue }
             let range = Int(reader.offsets[r])..<Int(reader.offsets[r + 1])
             let trails = try reader.trails(extent: shape.extent(side.other))
@@ -182,6 +186,17 @@ final class DecodedChunk {
 /// Top-N selection with one deterministic order: by the key (descending unless ascending),
 /// ties to the lower partner (trailing) feature.
 enum TopSelection {
+    /// Entries that may be in the exact top `top` given a monotonically rounded key: every entry
+    /// whose rounded key is at least as good as the `top`-th best rounded key (ties included).
+    static func candidates(roundedKey: [Float], trails: [Int32], top: Int, ascending: Bool) -> [Int] {
+        let all = 0..<roundedKey.count
+        if top == 0 || roundedKey.count <= top { return Array(all) }
+        let best = pick(key: roundedKey, trails: trails, range: all, top: top, ascending: ascending)
+        guard let last = best.last else { return [] }
+        let bound = roundedKey[last]
+        return all.filter { ascending ? roundedKey[$0] <= bound : roundedKey[$0] >= bound }
+    }
+
     @inline(__always) static func before(_ a: Float, _ ta: Int32, _ b: Float, _ tb: Int32, ascending: Bool) -> Bool {
         if a != b { return ascending ? a < b : a > b }
         return ta < tb

@@ -50,13 +50,12 @@ extension Store {
                 let j: Int = c["idx"]
                 var heads: [SinkHead] = []
                 for h in 0..<cached.shape.nHead {
-                    // Sums come from the key-major ordering alone; only the listed pairs are fetched.
-                    let (trails, importance) = try rowKeys(run: run, map: map, shape: cached.shape, side: .key, feature: j, head: h,
-                                                           column: .importance, db)
-                    guard !trails.isEmpty else { continue }
-                    let total = importance.reduce(0.0) { $0 + Double($1) }
-                    let chosen = try rankedRow(run: run, map: map, shape: cached.shape, side: .key, feature: j, head: h,
-                                               top: topQueries, order: .importance, ascending: false, db)
+                    // Every pair into the key feature, with exact importance (from the query-major ordering).
+                    let all = try rankedRow(run: run, map: map, shape: cached.shape, side: .key, feature: j, head: h,
+                                            top: 0, order: .importance, ascending: false, db)
+                    guard !all.isEmpty else { continue }
+                    let total = all.reduce(0.0) { $0 + Double($1.importance ?? 0) }
+                    let chosen = topQueries == 0 ? all : Array(all.prefix(topQueries))
                     heads.append(SinkHead(head: h, importance: total, queries: chosen.map {
                         SinkQuery(queryFeature: $0.queryFeature, importance: $0.importance ?? 0, density: queryDensity[$0.queryFeature])
                     }))

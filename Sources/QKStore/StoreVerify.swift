@@ -60,7 +60,7 @@ extension Store {
                             throw StoreError("\(path): run \(run) \(side.rawValue)-major chunks jump from \(expectedSeq - 1) to \(record.seq)")
                         }
                         expectedSeq += 1
-                        let reader = try PairChunkReader(record: record, run: run, codec: map.codec, zstd: zstd, shape: shape)
+                        let reader = try PairChunkReader(record: record, run: run, codec: map.codec(side), zstd: zstd, shape: shape)
                         let trails = try reader.trails(extent: shape.extent(side.other))
                         _ = try reader.floats(names: map.storedColumns(side))
                         let first = (record.head, Int(reader.rowLeads[0]), Int(trails[0]))

@@ -53,6 +53,16 @@ final class PairMapPropertyTests: XCTestCase {
         try checkAllQueries(coo, shape: shape, options: PairMapOptions(chunkNNZ: 6, keyChunkNNZ: 6))
     }
 
+    func testKeyRankingIsExactWhenValuesCollideInTheRoundedKey() throws {
+        // Importance values 1 + k·2⁻²⁰ all round to the same bf16 key; only the exact values
+        // (fetched from the query-major ordering) can rank them, in either direction.
+        let n = 40
+        let coo = PairCOO(head: [Int32](repeating: 0, count: n), queryFeature: (0..<Int32(n)).map { ($0 * 17) % Int32(n) },
+                          keyFeature: [Int32](repeating: 3, count: n),
+                          columns: [.value: (0..<n).map { Float($0) }, .importance: (0..<n).map { 1 + Float(($0 * 7) % 13) * 0x1p-20 }])
+        try checkAllQueries(coo, shape: PairMapShape(nHead: 1, dQuery: n, dKey: 4), options: PairMapOptions(chunkNNZ: 4, keyChunkNNZ: 9))
+    }
+
     func testValueOnlyMapWithDefaultChunks() throws {
         var rng = StoreTestSupport.Rng(state: 3)
         let shape = PairMapShape(nHead: 2, dQuery: 30, dKey: 30)
