@@ -48,6 +48,16 @@ extension Store {
 
     /// The chunks holding row `lead` of one ordering on one head (usually one; a long row spans several).
     func chunks(run: Int64, side: FeatureSide, head: Int, lead: Int, _ db: Database) throws -> [PairChunkRecord] {
+        // Common case in one statement: the first chunk whose zone reaches `lead`. Only when the
+        // row runs to that chunk's end (it may continue) does the general scan below run.
+        let first = try db.cachedStatement(sql: """
+            SELECT \(Store.chunkColumns) FROM pair_chunks
+            WHERE run_id = ? AND ordering = ? AND head = ? AND last_lead >= ? ORDER BY last_lead, first_lead LIMIT 1
+            """)
+        guard let row = try Row.fetchOne(first, arguments: [run, side.ordering, head, lead]) else { return [] }
+        let record = try chunkRecord(row, run: run)
+        if record.firstLead > lead { return [] }
+        if record.lastLead > lead { return [record] }
         let zone = try db.cachedStatement(sql: """
             SELECT rowid, first_lead FROM pair_chunks
             WHERE run_id = ? AND ordering = ? AND head = ? AND last_lead >= ? ORDER BY last_lead, first_lead
