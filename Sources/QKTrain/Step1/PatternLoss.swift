@@ -108,9 +108,10 @@ struct PatternLoss {
                             let allowed = geometry.causal ? i + 1 : t
                             var m = -Float.infinity
                             for j in 0..<allowed where row[j] > m { m = row[j] }
+                            // exp(S − max) once, kept in the gradient row for reuse below.
                             var z: Float = 0
-                            for j in 0..<allowed { z += expf(row[j] - m) }
-                            let lse = m + logf(z)
+                            for j in 0..<allowed { let e = expf(row[j] - m); drow[j] = e; z += e }
+                            let lse = m + logf(z), invZ = 1 / z
                             var cross: Float = 0, rs: Float = 0
                             for j in 0..<allowed where prow[j] > 0 { cross += prow[j] * max(row[j] - lse, -69); rs += prow[j] }
                             // A true pattern with mass on a masked key (should not happen) costs as if P̂ there were 1e-30.
@@ -128,7 +129,8 @@ struct PatternLoss {
                                 }
                             }
                             if wantGrad {
-                                for j in 0..<allowed { drow[j] = c * (expf(row[j] - lse) * rs - prow[j]) }
+                                let crs = c * invZ * rs
+                                for j in 0..<allowed { drow[j] = crs * drow[j] - c * prow[j] }
                                 if allowed < t { for j in allowed..<t { drow[j] = 0 } }
                             }
                         }

@@ -36,6 +36,9 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     /// Sequences read and shuffled together (bigger mixes better; costs memory).
     public var shuffleBlockSequences: Int = 64
     public var seed: UInt64 = 0
+    /// Fraction of tokens each feature fires on at the start (b_enc is calibrated on the first
+    /// batch); 0 leaves b_enc = 0.
+    public var initialDensity: Double = 0.03
     /// A feature that has not fired for this many training tokens is dead.
     public var deadWindowTokens: Int = 200_000
     /// Resample dead features (re-aim them at the worst-reconstructed inputs); off = `--no-resample`.

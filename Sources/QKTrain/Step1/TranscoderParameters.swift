@@ -108,3 +108,27 @@ public struct TranscoderParameters: Sendable, Equatable {
         for i in bDec.indices { bDec[i] *= f }
     }
 }
+
+extension TranscoderParameters {
+    /// Sets each b_enc[i] so feature i fires on about `density` of the given inputs' tokens.
+    ///
+    /// Without this, a tied or random encoder with b_enc = 0 fires on about half the tokens for
+    /// every feature: the first steps then run dense (hundreds of active features per token) and
+    /// the sparse backward is no cheaper than a dense one. Starting near the target sparsity
+    /// keeps every step sparse, and no feature starts dead.
+    public mutating func calibrateEncoderBias(x: [Float], rows: Int, density: Double) {
+        guard rows > 0, density > 0, density < 1 else { return }
+        let h = dHidden, d = dIn
+        var pre = [Float](repeating: 0, count: rows * h)
+        x.withUnsafeBufferPointer { xb in encoderT.withUnsafeBufferPointer { e in pre.withUnsafeMutableBufferPointer { p in
+            BLAS.gemm(transB: true, m: rows, n: h, k: d, xb.baseAddress!, e.baseAddress!, p.baseAddress!)
+        }}}
+        let rank = min(rows - 1, max(0, Int((1 - density) * Double(rows))))
+        var column = [Float](repeating: 0, count: rows)
+        for i in 0..<h {
+            for r in 0..<rows { column[r] = pre[r * h + i] }
+            column.sort()
+            bEnc[i] = -column[rank]
+        }
+    }
+}

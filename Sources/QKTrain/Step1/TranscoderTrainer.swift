@@ -218,10 +218,14 @@ public final class TranscoderTrainer {
         var ss = 0.0
         for v in first.x { ss += Double(v) * Double(v) }
         let inputNorm = Float((ss / Double(max(first.tokens, 1))).squareRoot())
-        let q = TranscoderParameters(dIn: first.dModel, hidden: o.dHidden, out: g.qWidth,
+        var q = TranscoderParameters(dIn: first.dModel, hidden: o.dHidden, out: g.qWidth,
                                      dataMean: columnMean(first.q, width: g.qWidth), inputNorm: inputNorm, rng: &rng)
-        let k = TranscoderParameters(dIn: first.dModel, hidden: o.dHidden, out: g.kWidth,
+        var k = TranscoderParameters(dIn: first.dModel, hidden: o.dHidden, out: g.kWidth,
                                      dataMean: columnMean(first.k, width: g.kWidth), inputNorm: inputNorm, rng: &rng)
+        if o.initialDensity > 0 {
+            q.calibrateEncoderBias(x: first.x, rows: first.tokens, density: o.initialDensity)
+            k.calibrateEncoderBias(x: first.x, rows: first.tokens, density: o.initialDensity)
+        }
         let every = o.resampleEveryTokens > 0 ? o.resampleEveryTokens : o.deadWindowTokens
         return TrainerState(query: q, key: k, adamQuery: AdamState(like: q), adamKey: AdamState(like: k),
                             rng: rng, stream: stream.state,
