@@ -47,10 +47,10 @@ final class PlantedRecoveryTests: XCTestCase {
                 let img = planted.image(directions[a], w, width: width)
                 var best = (corr: -1.0, cos: -1.0, feature: -1)
                 for f in 0..<t.dHidden {
-                    let c = pearson(dense.map { $0[f] }, presence)
+                    let c = Self.pearson(dense.map { $0[f] }, presence)
                     if c > best.corr {
                         let row = Array(t.wDec.data[(f * width)..<((f + 1) * width)])
-                        best = (c, cosine(row, img), f)
+                        best = (c, Self.cosine(row, img), f)
                     }
                 }
                 print("planted \(side) direction \(a): feature \(best.feature) correlation \(best.corr) decoder cosine \(best.cos)")
@@ -60,7 +60,7 @@ final class PlantedRecoveryTests: XCTestCase {
         }
     }
 
-    func pearson(_ a: [Float], _ b: [Float]) -> Double {
+    static func pearson(_ a: [Float], _ b: [Float]) -> Double {
         let n = Double(a.count)
         let ma = a.reduce(0) { $0 + Double($1) } / n, mb = b.reduce(0) { $0 + Double($1) } / n
         var sab = 0.0, saa = 0.0, sbb = 0.0
@@ -68,7 +68,7 @@ final class PlantedRecoveryTests: XCTestCase {
         return saa > 0 && sbb > 0 ? sab / (saa * sbb).squareRoot() : 0
     }
 
-    func cosine(_ a: [Float], _ b: [Float]) -> Double {
+    static func cosine(_ a: [Float], _ b: [Float]) -> Double {
         var ab = 0.0, aa = 0.0, bb = 0.0
         for i in a.indices { ab += Double(a[i] * b[i]); aa += Double(a[i] * a[i]); bb += Double(b[i] * b[i]) }
         return aa > 0 && bb > 0 ? ab / (aa * bb).squareRoot() : 0
