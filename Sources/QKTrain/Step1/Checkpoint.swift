@@ -28,7 +28,7 @@ enum Step1Checkpoint {
             "stream_blocks": String(s.stream.blocksRead), "stream_seed": String(s.stream.blockSeed),
             "stream_position": String(s.stream.position), "stream_rng": String(s.stream.rngState),
             "lambda_query_bits": String(s.lambdaQuery.bitPattern), "lambda_key_bits": String(s.lambdaKey.bitPattern),
-            "next_resample": String(s.nextResampleAt),
+            "next_resample": String(s.nextResampleAt), "sequence_length": String(s.sequenceLength),
             "options": String(decoding: try enc.encode(options), as: UTF8.self),
             "geometry": String(decoding: try enc.encode(geometry), as: UTF8.self),
         ]
@@ -83,7 +83,8 @@ enum Step1Checkpoint {
                           position: try meta("stream_position", Int.self), rngState: try meta("stream_rng", UInt64.self)),
             lambdaQuery: Float(bitPattern: try meta("lambda_query_bits", UInt32.self)),
             lambdaKey: Float(bitPattern: try meta("lambda_key_bits", UInt32.self)),
-            activityQuery: tq, activityKey: tk, nextResampleAt: try meta("next_resample", Int.self))
+            activityQuery: tq, activityKey: tk, nextResampleAt: try meta("next_resample", Int.self),
+            sequenceLength: try meta("sequence_length", Int.self))
         return (state, options, geometry)
     }
 }

@@ -16,4 +16,6 @@ struct TrainerState: Equatable {
     var activityQuery: FeatureActivityTracker
     var activityKey: FeatureActivityTracker
     var nextResampleAt: Int
+    /// Tokens per sequence (fixes the schedule's step count on resume).
+    var sequenceLength: Int
 }

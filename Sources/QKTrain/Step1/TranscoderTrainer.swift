@@ -80,7 +80,10 @@ public final class TranscoderTrainer {
             let (s, saved, savedGeometry) = try Step1Checkpoint.read(resumeFrom)
             var comparable = saved; comparable.trainTokens = o.trainTokens; comparable.progressEverySteps = o.progressEverySteps
             guard comparable == o else { throw TrainError("checkpoint \(resumeFrom): written with different training options; resume with the same ones") }
-            guard savedGeometry == g else { throw TrainError("checkpoint \(resumeFrom): written for a different attention layer shape") }
+            guard savedGeometry == g, s.query.dOut == g.qWidth, s.key.dOut == g.kWidth,
+                  s.query.dHidden == o.dHidden, s.key.dHidden == o.dHidden else {
+                throw TrainError("checkpoint \(resumeFrom): written for a different attention layer shape")
+            }
             try stream.restore(s.stream)
             state = s
         } else {
@@ -88,7 +91,7 @@ public final class TranscoderTrainer {
             pending = first
             state = initialState(first, stream: stream)
         }
-        let tokensPerStep = o.batchSequences * (pending?.length ?? heldOut.first?.length ?? 1)
+        let tokensPerStep = o.batchSequences * max(1, state.sequenceLength)
         let totalSteps = max(1, (o.trainTokens + tokensPerStep - 1) / tokensPerStep)
         let acts = (query: o.queryActivation, key: o.keyActivation)
         var gradQ = TranscoderParameters(zerosIn: state.query.dIn, hidden: o.dHidden, out: g.qWidth)
@@ -107,6 +110,9 @@ public final class TranscoderTrainer {
             }
             let batch: TrainingBatch
             if let p = pending { batch = p; pending = nil } else { batch = try nextBatch(&stream) }
+            guard batch.dModel == state.query.dIn, batch.dModel == state.key.dIn else {
+                throw TrainError("layer \(source.layer): activations are \(batch.dModel) wide but the transcoders read \(state.query.dIn)")
+            }
             state.step += 1
             gradQ.zero(); gradK.zero()
             var w = o.objective
@@ -202,6 +208,10 @@ public final class TranscoderTrainer {
         var seqs: [TrainingBatch] = []
         seqs.reserveCapacity(options.batchSequences)
         for _ in 0..<options.batchSequences { seqs.append(try stream.next()) }
+        let first = seqs[0]
+        for s in seqs where s.length != first.length || s.dModel != first.dModel {
+            throw TrainError("layer \(source.layer): sequences of \(first.length) and \(s.length) tokens (width \(first.dModel) and \(s.dModel)) in one batch; pack the corpus to one fixed context length")
+        }
         return TrainingBatch.stacking(seqs)
     }
 
@@ -232,6 +242,6 @@ public final class TranscoderTrainer {
                             lambdaQuery: o.objective.lambdaQ, lambdaKey: o.objective.lambdaK,
                             activityQuery: FeatureActivityTracker(features: o.dHidden, window: o.deadWindowTokens),
                             activityKey: FeatureActivityTracker(features: o.dHidden, window: o.deadWindowTokens),
-                            nextResampleAt: every)
+                            nextResampleAt: every, sequenceLength: first.length)
     }
 }
