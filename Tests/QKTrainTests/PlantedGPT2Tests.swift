@@ -37,13 +37,7 @@ final class PlantedGPT2Tests: XCTestCase {
             for r in 0..<codes.rows { let (i, v) = codes.row(r); for (f, a) in zip(i, v) { dense[r][Int(f)] = a } }
             for (a, u) in dirs.enumerated() {
                 let presence = (0..<data.tokens).map { r in (0..<data.dModel).reduce(Float(0)) { $0 + data.x[r * data.dModel + $1] * u[$1] } }
-                var best = (corr: -1.0, cos: -1.0, feature: -1)
-                for f in 0..<t.dHidden {
-                    let c = PlantedRecoveryTests.pearson(dense.map { $0[f] }, presence)
-                    if c > best.corr {
-                        best = (c, PlantedRecoveryTests.cosine(Array(t.wDec.data[(f * t.dOut)..<((f + 1) * t.dOut)]), images[a]), f)
-                    }
-                }
+                let best = PlantedRecoveryTests.bestMatch(t, dense: dense, presence: presence, image: images[a])
                 print("planted GPT-2 \(side) direction \(a): feature \(best.feature) correlation \(best.corr) decoder cosine \(best.cos)")
                 XCTAssertGreaterThanOrEqual(best.corr, 0.9, "\(side) direction \(a)")
                 XCTAssertGreaterThanOrEqual(best.cos, 0.8, "\(side) direction \(a)")

@@ -97,13 +97,20 @@ final class TranscoderTrainerTests: XCTestCase {
 
         var p = Step1TestSupport.randomParameters(dIn: 3, hidden: 4, out: 2, seed: 1)
         let before = p
+        var two = SparseActivations(width: 4)
+        two.appendRow(dense: [0, 1, 0, 2]); two.appendRow(dense: [0, 0, 0, 0])
         var rng = TrainingRandom(seed: 1)
-        DeadFeatureResampler.resample(&p, features: [0, 2], codes: codes, x: [1, 2, 2], target: [3, 4], tokenError: [1],
-                                      live: [false, true, false, true], rng: &rng)
+        // Token 1 has all the error, so both dead features are aimed at it.
+        DeadFeatureResampler.resample(&p, features: [0, 2], codes: two, x: [0, 0, 0, 1, 2, 2], target: [0, 0, 3, 4],
+                                      tokenError: [0, 1], live: [false, true, false, true], rng: &rng)
         XCTAssertEqual(Array(p.wDec[2..<4]), Array(before.wDec[2..<4]))
-        let row0 = Array(p.wDec[0..<2]), norm = (row0[0] * row0[0] + row0[1] * row0[1]).squareRoot()
-        XCTAssertEqual(norm, 1, accuracy: 1e-5)
-        XCTAssertEqual(p.bEnc[0], 0); XCTAssertEqual(p.encoderT[0] * 2, p.encoderT[1], accuracy: 1e-6)
+        // Decoder row: unit residual (target − b_dec) at token 1 (nothing fires there).
+        let res = [3 - before.bDec[0], 4 - before.bDec[1]], rn = (res[0] * res[0] + res[1] * res[1]).squareRoot()
+        XCTAssertEqual(p.wDec[0], res[0] / rn, accuracy: 1e-5); XCTAssertEqual(p.wDec[1], res[1] / rn, accuracy: 1e-5)
+        // Encoder row along the centred input (0.5, 1, 1); b_enc puts the threshold at the batch's top.
+        XCTAssertEqual(p.encoderT[0] * 2, p.encoderT[1], accuracy: 1e-6); XCTAssertEqual(p.encoderT[1], p.encoderT[2], accuracy: 1e-6)
+        let pre1 = p.encoderT[0] * 1 + p.encoderT[1] * 2 + p.encoderT[2] * 2
+        XCTAssertEqual(p.bEnc[0], -pre1, accuracy: 1e-5)
     }
 
     func testHarvestFileRoundTripAndErrors() throws {

@@ -26,9 +26,11 @@ public struct FeatureActivityTracker: Sendable, Equatable {
 ///
 /// For each dead feature a token is drawn with probability ∝ its squared reconstruction error in
 /// the current batch; the feature's decoder row becomes the unit residual direction (target −
-/// reconstruction) there, its encoder row the unit input direction scaled to a fifth of the mean
-/// live encoder-row norm (so it starts firing gently, on inputs like that one), and b_enc = 0.
-/// Its Adam moments are reset by the caller.
+/// reconstruction) there, and its encoder row the token's centred input direction (x − x̄, so it
+/// ignores what every token shares) scaled to a fifth of the mean live encoder-row norm. b_enc is
+/// then set so the feature fires on only the ~1% of the batch's tokens most like that one: a
+/// b_enc = 0 restart fires on about half of all tokens, pays the sparsity penalty on all of them,
+/// and dies again. Its Adam moments are reset by the caller.
 enum DeadFeatureResampler {
     static func resample(_ p: inout TranscoderParameters, features: [Int], codes: SparseActivations,
                          x: [Float], target: [Float], tokenError: [Float], live: [Bool], rng: inout TrainingRandom) {
@@ -47,6 +49,11 @@ enum DeadFeatureResampler {
         var acc = 0.0
         for (t, e) in tokenError.enumerated() { acc += Double(e) * Double(e); cdf[t] = acc }
         guard acc > 0 else { return }
+        let rows = tokenError.count
+        var mean = [Float](repeating: 0, count: d)
+        for r in 0..<rows { for j in 0..<d { mean[j] += x[r * d + j] } }
+        for j in 0..<d { mean[j] /= Float(rows) }
+        var column = [Float](repeating: 0, count: rows)
         for i in features {
             let u = Double(rng.uniform()) * acc
             var lo = 0, hi = cdf.count - 1
@@ -63,12 +70,19 @@ enum DeadFeatureResampler {
             for c in 0..<o { rn += res[c] * res[c] }
             rn = rn.squareRoot()
             var xn: Float = 0
-            for j in 0..<d { xn += x[tok * d + j] * x[tok * d + j] }
+            for j in 0..<d { let v = x[tok * d + j] - mean[j]; xn += v * v }
             xn = xn.squareRoot()
             guard rn > 0, xn > 0 else { continue }
             for c in 0..<o { p.wDec[i * o + c] = res[c] / rn }
-            for j in 0..<d { p.encoderT[i * d + j] = x[tok * d + j] / xn * encNorm }
-            p.bEnc[i] = 0
+            for j in 0..<d { p.encoderT[i * d + j] = (x[tok * d + j] - mean[j]) / xn * encNorm }
+            // Threshold at the batch's 99th percentile of this feature's pre-activation.
+            for r in 0..<rows {
+                var s: Float = 0
+                for j in 0..<d { s += x[r * d + j] * p.encoderT[i * d + j] }
+                column[r] = s
+            }
+            column.sort()
+            p.bEnc[i] = -column[min(rows - 1, Int(0.99 * Double(rows)))]
         }
     }
 }

@@ -26,7 +26,7 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     /// Global gradient-norm clipping per dictionary (0 = off).
     public var clipNorm: Float = 1
     /// Steps over which λ rises linearly from 0 (lets features form before sparsity bites).
-    public var penaltyWarmupSteps: Int = 0
+    public var penaltyWarmupSteps: Int = 100
     /// Sequences per optimiser step.
     public var batchSequences: Int = 8
     /// Tokens to train on (the run ends when this many have been seen).
@@ -40,11 +40,11 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     /// batch); 0 leaves b_enc = 0.
     public var initialDensity: Double = 0.03
     /// A feature that has not fired for this many training tokens is dead.
-    public var deadWindowTokens: Int = 200_000
+    public var deadWindowTokens: Int = 100_000
     /// Resample dead features (re-aim them at the worst-reconstructed inputs); off = `--no-resample`.
     public var resample: Bool = true
     /// Check for dead features every this many tokens (0 = every `deadWindowTokens`).
-    public var resampleEveryTokens: Int = 0
+    public var resampleEveryTokens: Int = 25_000
     /// Stop resampling after this fraction of the run, so the last features settle.
     public var resampleUntilFraction: Double = 0.8
     /// Threads for the trainer's own parallel loops (BLAS is kept single-threaded meanwhile).
