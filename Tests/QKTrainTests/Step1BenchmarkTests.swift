@@ -47,6 +47,6 @@ final class Step1BenchmarkTests: XCTestCase {
         let m = try XCTUnwrap(r.evaluation).metrics
         let json = try JSONEncoder().encode(m)
         print("metrics: " + String(decoding: json, as: UTF8.self))
-        print("resampled: \(r.resampledQuery) / \(r.resampledKey)")
+        print("resampled: \(r.resampledQuery) / \(r.resampledKey); live in the last \(o.deadWindowTokens) tokens: \(r.liveInWindowQuery) / \(r.liveInWindowKey)")
     }
 }

@@ -43,6 +43,8 @@ public struct TrainingResult: Sendable {
     public var lambdaQuery: Float, lambdaKey: Float
     /// Features resampled over the run, per dictionary.
     public var resampledQuery: Int, resampledKey: Int
+    /// Features that fired within the last `deadWindowTokens` training tokens (the rest are dead).
+    public var liveInWindowQuery: Int, liveInWindowKey: Int
     /// Where the checkpoint was written, when the run was cancelled and a path was given.
     public var checkpointPath: String?
 }
@@ -201,7 +203,9 @@ public final class TranscoderTrainer {
             evaluation: evaluation, completed: completed, steps: s.step, tokensSeen: s.tokensSeen,
             tokensPerSecond: evaluation?.metrics.tokensPerSecond ?? (elapsed > 0 ? Double(s.tokensSeen - tokensAtStart) / elapsed : 0),
             options: options, geometry: geometry, layer: source.layer, lambdaQuery: s.lambdaQuery, lambdaKey: s.lambdaKey,
-            resampledQuery: resampled.0, resampledKey: resampled.1, checkpointPath: checkpointPath)
+            resampledQuery: resampled.0, resampledKey: resampled.1,
+            liveInWindowQuery: s.activityQuery.liveCount(at: s.tokensSeen), liveInWindowKey: s.activityKey.liveCount(at: s.tokensSeen),
+            checkpointPath: checkpointPath)
     }
 
     private func nextBatch(_ stream: inout SequenceStream) throws -> TrainingBatch {
