@@ -70,8 +70,9 @@ public final class TranscoderTrainer {
     public func train(progress: ((TrainingProgress) -> Void)? = nil, cancel: CancellationFlag? = nil,
                       checkpointPath: String? = nil, resumeFrom: String? = nil) throws -> TrainingResult {
         let o = options, g = geometry
+        // OpenBLAS runs single-threaded inside the step (the trainer splits the work itself), but
+        // keeps its threads while reading data, which may run the model (on-the-fly harvesting).
         let savedThreads = BLAS.threads
-        BLAS.setThreads(1)
         defer { BLAS.setThreads(savedThreads) }
 
         var stream = SequenceStream(source: source, heldOut: o.heldOutSequences, blockSize: o.shuffleBlockSequences, seed: o.seed)
@@ -111,7 +112,11 @@ public final class TranscoderTrainer {
                               resampled: (resampledQ, resampledK), checkpointPath: checkpointPath)
             }
             let batch: TrainingBatch
-            if let p = pending { batch = p; pending = nil } else { batch = try nextBatch(&stream) }
+            if let p = pending { batch = p; pending = nil } else {
+                BLAS.setThreads(savedThreads)
+                batch = try nextBatch(&stream)
+            }
+            BLAS.setThreads(1)
             guard batch.dModel == state.query.dIn, batch.dModel == state.key.dIn else {
                 throw TrainError("layer \(source.layer): activations are \(batch.dModel) wide but the transcoders read \(state.query.dIn)")
             }
@@ -188,6 +193,7 @@ public final class TranscoderTrainer {
         }
         state.stream = stream.state
         let trainedFor = Date().timeIntervalSince(started)
+        BLAS.setThreads(1)
         var evaluation = HeldOutEvaluator.evaluate(query: state.query, key: state.key, activations: acts, sequences: heldOut,
                                                    geometry: g, weights: o.objective, chunk: o.batchSequences, threads: o.threads)
         evaluation.metrics.tokensPerSecond = trainedFor > 0 ? Double(state.tokensSeen - tokensAtStart) / trainedFor : 0
