@@ -36,6 +36,7 @@ final class Step1BenchmarkTests: XCTestCase {
         o.trainTokens = Int(env["QKDB_BENCH_TOKENS"] ?? "") ?? 500_000
         o.heldOutSequences = Int(env["QKDB_BENCH_HELD_OUT"] ?? "") ?? 32
         if let t = env["QKDB_BENCH_L0"], let v = Double(t) { o.l0Target = v }
+        if let k = env["QKDB_BENCH_TOPK"], let v = Int(k) { o.queryActivation = .topK(v); o.keyActivation = .topK(v) }
         if let l = env["QKDB_BENCH_LAMBDA"], let v = Float(l) { o.objective.lambdaQ = v; o.objective.lambdaK = v }
         o.deadWindowTokens = min(o.deadWindowTokens, o.trainTokens / 5)
         o.progressEverySteps = 50
@@ -47,6 +48,11 @@ final class Step1BenchmarkTests: XCTestCase {
         let m = try XCTUnwrap(r.evaluation).metrics
         let json = try JSONEncoder().encode(m)
         print("metrics: " + String(decoding: json, as: UTF8.self))
+        if let dir = env["QKDB_BENCH_EXPORT"], let e = r.evaluation {
+            try SAELensExport.write(query: r.query, key: r.key, log10DensityQuery: e.log10DensityQuery, log10DensityKey: e.log10DensityKey,
+                                    info: DictionaryExportInfo(modelName: "all-MiniLM-L6-v2", layer: r.layer, geometry: r.geometry,
+                                                               contextSize: 128, lambdaQuery: r.lambdaQuery, lambdaKey: r.lambdaKey), to: dir)
+        }
         print("resampled: \(r.resampledQuery) / \(r.resampledKey); live in the last \(o.deadWindowTokens) tokens: \(r.liveInWindowQuery) / \(r.liveInWindowKey)")
     }
 }
