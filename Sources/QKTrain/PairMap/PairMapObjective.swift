@@ -57,6 +57,10 @@ public final class PairMapObjective {
         }
         var partial = [Double](repeating: 0, count: threads)
         let workers = min(threads, batch.count)
+        // Each worker runs its own single-threaded BLAS calls; restore the caller's setting after.
+        let blasThreads = BLAS.threads
+        if workers > 1 { BLAS.setThreads(1) }
+        defer { if workers > 1 { BLAS.setThreads(blasThreads) } }
         w.withUnsafeBufferPointer { wp in
         weights.keyBias.withUnsafeBufferPointer { kb in
         threadGrad.withUnsafeMutableBufferPointer { gp in
@@ -68,7 +72,7 @@ public final class PairMapObjective {
                     let seq = sequences[batch[n]]
                     let entropy = plogp?[batch[n]] ?? PairMapObjective.plogp(seq)
                     sum += kernels[worker].run(seq, index: index, w: wp.baseAddress!, keyBiasTable: kb.baseAddress!,
-                                               entropy: entropy,
+                                               plogp: entropy,
                                                grad: accumulateGradient ? gp.baseAddress! + worker * entries : nil,
                                                rowScale: scale)
                     n += workers
