@@ -9,7 +9,17 @@ final class PairMapFixtureTests: XCTestCase {
     func testCausalGroupedQueryMatchesPyTorch() throws { try check("causal_gqa") }
     func testBidirectionalMatchesPyTorch() throws { try check("bidirectional") }
 
-    private func check(_ name: String) throws {
+    /// The same with W kept per entry and gathered per sequence (the layout for dictionaries
+    /// whose live block would not fit in memory).
+    func testGatheredLayoutMatchesPyTorch() throws {
+        let saved = PairMapObjective.liveBlockBudget
+        PairMapObjective.liveBlockBudget = 0
+        defer { PairMapObjective.liveBlockBudget = saved }
+        try check("causal_gqa", expectLiveBlock: false)
+        try check("bidirectional", expectLiveBlock: false)
+    }
+
+    private func check(_ name: String, expectLiveBlock: Bool = true) throws {
         let f = try SafeTensorsFile(path: PairMapTestSupport.fixture("\(name).safetensors"))
         let meta = f.metadata
         let causal = meta["causal"] == "true"
@@ -27,6 +37,7 @@ final class PairMapFixtureTests: XCTestCase {
         }
         let config = PairMapTestSupport.config(causal: causal, nHead: nHead, nKVHead: nKV, dHead: dHead)
         let objective = try PairMapObjective(query: q, key: k, config: config, training: sequences, threads: 2)
+        XCTAssertEqual(objective.slot != nil, expectLiveBlock)
 
         // The index holds exactly the pairs PyTorch found co-firing by brute force.
         let co = try f.intArray("cooccur").values

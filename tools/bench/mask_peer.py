@@ -127,10 +127,10 @@ def train(args):
         return kl, count * N_HEAD * CTX
 
     rng = np.random.default_rng(0)
-    epoch_times = []
+    epoch_times, epoch_cpu = [], []
     steps = 0
     for epoch in range(args.epochs):
-        t0 = time.time()
+        t0, c0 = time.time(), time.process_time()
         order = rng.permutation(n_train // args.batch)
         for b in order:
             kl, rows = batch_kl(b * args.batch, args.batch, m)
@@ -139,12 +139,12 @@ def train(args):
             with torch.no_grad(): m.clamp_(0, 1)
             steps += 1
             if args.max_steps and steps >= args.max_steps: break
-        dt = time.time() - t0
+        dt, dc = time.time() - t0, time.process_time() - c0
         if args.max_steps and steps >= args.max_steps:
-            dt *= (n_train // args.batch) / len(order[:args.max_steps])
-            epoch_times.append(dt)
+            scale = (n_train // args.batch) / args.max_steps
+            epoch_times.append(dt * scale); epoch_cpu.append(dc * scale)
             break
-        epoch_times.append(dt)
+        epoch_times.append(dt); epoch_cpu.append(dc)
     with torch.no_grad():
         def held(mask):
             tot, rows = 0.0, 0
@@ -156,6 +156,7 @@ def train(args):
         live_entries = len(np.unique(qi[:qr[train_rows]])) * len(np.unique(ki[:kr[train_rows]])) * N_HEAD
         kept = int((pruned > 0).sum())
         print(f"peer table={args.table} entries={m.numel()} seconds_per_epoch={np.mean(epoch_times):.3f} "
+              f"cpu_seconds_per_epoch={np.mean(epoch_cpu):.3f} "
               f"kl_unmasked={held(torch.ones_like(m)):.4f} kl_trained={held(m):.4f} kl_pruned={held(pruned):.4f} "
               f"kept={kept} masked_live={1 - kept / live_entries:.4f}")
 

@@ -48,14 +48,13 @@ public struct MaskTrainingProgress: Sendable {
 /// Trains the mask m over the co-firing entries with Adam, clamping m to [0, 1] after every step.
 ///
 /// The Adam pass is fused with everything else that touches every entry: it sums the
-/// per-thread KL gradients, applies the chain rule through W = M·m, adds the penalty gradient,
-/// updates and clamps m, refreshes W for the next batch and counts entries below the threshold —
-/// one sweep over the entries per step.
+/// per-thread KL gradients (clearing them), applies the chain rule through W = M·m, adds the
+/// penalty gradient, updates and clamps m, writes the new W where the kernels read it and counts
+/// entries below the threshold — one sweep over the entries per step.
 public final class MaskTrainer {
     public let objective: PairMapObjective
     public let options: MaskTrainingOptions
     public private(set) var mask: [Float]
-    private var w: [Float]
     private var moment1: [Float]
     private var moment2: [Float]
     private var adamStep = 0
@@ -65,7 +64,7 @@ public final class MaskTrainer {
         self.objective = objective; self.options = options
         let n = objective.entryCount
         mask = [Float](repeating: 1, count: n)
-        w = objective.weights.pairValue
+        objective.setMap(mask: mask)
         moment1 = [Float](repeating: 0, count: n)
         moment2 = [Float](repeating: 0, count: n)
     }
@@ -81,7 +80,7 @@ public final class MaskTrainer {
             for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
             for step in 0..<steps {
                 let batch = Array(order[(step * per)..<min(count, (step + 1) * per)])
-                let kl = objective.meanKL(w: w, sequences: objective.training, batch: batch,
+                let kl = objective.meanKL(sequences: objective.training, batch: batch,
                                           plogp: objective.trainingPLogP, accumulateGradient: true)
                 let (penaltySum, below) = adamUpdate()
                 progress?(MaskTrainingProgress(epoch: epoch + 1, epochs: options.epochs, step: step + 1, stepsPerEpoch: steps,
@@ -98,14 +97,17 @@ public final class MaskTrainer {
         let b1: Float = 0.9, b2: Float = 0.999, eps: Float = 1e-8
         let c1 = 1 / (1 - powf(b1, Float(adamStep))), c2 = 1 / (1 - powf(b2, Float(adamStep)))
         let lr = options.learningRate, mu = options.penalty, pe = options.epsilon, tau = options.threshold
-        let n = mask.count, threads = objective.threads
+        let n = mask.count, threads = objective.threads, size = objective.storeSize
+        let slots = objective.slot ?? []
+        let identity = objective.slot == nil
         let chunks = max(1, min(threads * 4, n / 4096 + 1))
         var penaltyParts = [Double](repeating: 0, count: chunks)
         var belowParts = [Int](repeating: 0, count: chunks)
         objective.weights.pairValue.withUnsafeBufferPointer { mv in
         objective.threadGrad.withUnsafeMutableBufferPointer { tg in
         mask.withUnsafeMutableBufferPointer { m in
-        w.withUnsafeMutableBufferPointer { wv in
+        objective.store.withUnsafeMutableBufferPointer { wv in
+        slots.withUnsafeBufferPointer { sl in
         moment1.withUnsafeMutableBufferPointer { a in
         moment2.withUnsafeMutableBufferPointer { b in
         penaltyParts.withUnsafeMutableBufferPointer { pp in
@@ -115,8 +117,9 @@ public final class MaskTrainer {
                 var pen: Float = 0
                 var below = 0
                 for e in lo..<hi {
+                    let at = identity ? e : Int(sl[e])
                     var g: Float = 0
-                    for t in 0..<threads { g += tg[t * n + e]; tg[t * n + e] = 0 }
+                    for t in 0..<threads { g += tg[t * size + at]; tg[t * size + at] = 0 }
                     let r = (m[e] + pe).squareRoot()
                     pen += r
                     g = g * mv[e] + mu / (2 * r)
@@ -125,12 +128,12 @@ public final class MaskTrainer {
                     let updated = m[e] - lr * (a[e] * c1) / ((b[e] * c2).squareRoot() + eps)
                     let clamped = min(max(updated, 0), 1)
                     m[e] = clamped
-                    wv[e] = mv[e] * clamped
+                    wv[at] = mv[e] * clamped
                     if clamped < tau { below += 1 }
                 }
                 pp[c] = Double(pen); bp[c] = below
             }
-        }}}}}}}}
+        }}}}}}}}}
         return (penaltyParts.reduce(0, +), belowParts.reduce(0, +))
     }
 

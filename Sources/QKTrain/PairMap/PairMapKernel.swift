@@ -1,27 +1,27 @@
 import Foundation
 import QKTensor
 
-/// The forward and backward pass of step 2 for one sequence, working only on features that fire
-/// in it.
+/// The forward and backward pass of step 2 for one sequence.
 ///
-/// Per sequence the active query features U_Q and key features U_K (a few hundred of the
-/// dictionary) index a small dense block W_loc[u_q, head, u_k] of the effective map W = M·m,
-/// gathered from the co-occurrence index. Then
+/// The effective map W = M·m is read from a dense block W_blk[row, head, col] over a set of
+/// query features (rows) and key features (columns): either the live features of the whole
+/// training set (`PairMapLiveBlock`, shared by all sequences) or just the features of this one
+/// sequence, gathered from the co-occurrence index (`runGathered`). Then
 ///
-///     U[p,h,:]   = Σ_{i active at p} aQ_i(p) W_loc[i,h,:]      (~20 contiguous row updates per p)
-///     S_h        = U_h · A_K^T + B_h                            (one GEMM per head; A_K = dense
-///                                                                 [T, u_k] key codes)
-///     P̂_h(p,·)   = softmax over allowed s;   KL = Σ_s P (log P − log P̂)
+///     U[p,h,:]   = Σ_{i active at p} aQ_i(p) W_blk[i,h,:]      (~20 contiguous row updates per p)
+///     S          = U · A_K^T + B                               (one GEMM over [T·heads, cols];
+///                                                                A_K = dense [T, cols] key codes)
+///     P̂(p,h,·)   = softmax over allowed s;   KL = Σ_s P (log P − log P̂)
 ///
-/// and the backward pass runs the same products in reverse with G_h = (P̂_h − P_h)/rows:
+/// and the backward pass runs the same products in reverse with G = (P̂ − P)/rows:
 ///
-///     V_h            = G_h · A_K                                (one GEMM per head)
-///     dW_loc[i,h,:] += aQ_i(p) V[p,h,:]                         (~20 row updates per p)
+///     V              = G · A_K                                 (one GEMM, [T·heads, T] × [T, cols])
+///     dW_blk[i,h,:] += aQ_i(p) V[p,h,:]                        (~20 row updates per p)
 ///
-/// The query side stays sparse (its codes multiply whole rows of W_loc), the key side goes
-/// through BLAS: [T, u_k] is small and dense enough that a GEMM beats any sparse loop. The cost
-/// is O(T · (L0 · u_k · heads + T · u_k · heads)), never O(d_Q · d_K · heads). Each worker thread
-/// owns one kernel (its buffers are reused across sequences).
+/// The query side stays sparse (its codes pick whole rows of W_blk); the key side goes through
+/// BLAS, because [T, cols] is small and dense enough that a GEMM beats any sparse loop. The cost
+/// is O(T · (L0 · cols · heads + T · cols · heads)), never O(d_Q · d_K · heads). Each worker
+/// thread owns one kernel (its buffers are reused across sequences).
 final class PairMapKernel {
     let nHead: Int
     let causal: Bool
@@ -30,11 +30,11 @@ final class PairMapKernel {
     private var usedQuery: [Int32] = []
     private var usedKey: [Int32] = []
     private var qIdx: [Int32] = []
-    private var block = Buffer()        // W_loc [u_q, head, u_k]
-    private var blockGrad = Buffer()    // dL/dW_loc, same layout
-    private var u = Buffer()            // U [T, head, u_k]; reused for V
-    private var keyDense = Buffer()     // A_K [T, u_k]
-    private var scores = Buffer()       // S [head, T, T]; then P̂, then G
+    private var block = Buffer()        // gathered W_blk (per-sequence mode)
+    private var blockGrad = Buffer()    // gathered dL/dW_blk (per-sequence mode)
+    private var u = Buffer()            // U [T, head, cols]; reused for V
+    private var keyDense = Buffer()     // A_K [T, cols]
+    private var scores = Buffer()       // S [T, head, T]; then P̂, then G
     private var keyBias = Buffer()      // [head, T]
 
     init(queryWidth: Int, keyWidth: Int, nHead: Int, causal: Bool) {
@@ -45,32 +45,64 @@ final class PairMapKernel {
 
     deinit { for b in [block, blockGrad, u, keyDense, scores, keyBias] { b.free() } }
 
-    /// Σ over (head, query position) of KL(P‖P̂) for one sequence (not yet averaged), given the
-    /// effective map `w` per entry. With `grad`, adds dL/dW · rowScale into it (per entry),
-    /// where L is that KL sum; `plogp` is the sequence's Σ P log P (constant in the mask).
-    func run(_ seq: PairMapSequence, index: CooccurrenceIndex, w: UnsafePointer<Float>,
-             keyBiasTable: UnsafePointer<Float>, plogp: Double,
-             grad: UnsafeMutablePointer<Float>?, rowScale: Float) -> Double {
-        let t = seq.length, h = nHead
-        if t == 0 { return 0 }
-        // Local feature numbering for this sequence.
+    /// Per-sequence mode: gathers W_blk for this sequence's features from the per-entry map `w`,
+    /// runs the pass, and scatters dW_blk back onto the per-entry gradient `grad`.
+    func runGathered(_ seq: PairMapSequence, index: CooccurrenceIndex, w: UnsafePointer<Float>,
+                     keyBiasTable: UnsafePointer<Float>, plogp: Double,
+                     grad: UnsafeMutablePointer<Float>?, rowScale: Float) -> Double {
+        let h = nHead
         usedQuery.removeAll(keepingCapacity: true); usedKey.removeAll(keepingCapacity: true)
-        qIdx.removeAll(keepingCapacity: true)
-        for f in seq.query.indices {
-            if queryLocal[Int(f)] < 0 { queryLocal[Int(f)] = Int32(usedQuery.count); usedQuery.append(f) }
-            qIdx.append(queryLocal[Int(f)])
+        for f in seq.query.indices where queryLocal[Int(f)] < 0 {
+            queryLocal[Int(f)] = Int32(usedQuery.count); usedQuery.append(f)
         }
-        for f in seq.key.indices where keyLocal[Int(f)] < 0 {
-            keyLocal[Int(f)] = Int32(usedKey.count); usedKey.append(f)
-        }
+        for f in seq.key.indices where keyLocal[Int(f)] < 0 { keyLocal[Int(f)] = 0; usedKey.append(f) }
+        // Local key numbers ascend with the global ones, so walking a query feature's pairs (sorted
+        // by key) in gather/scatter touches W_blk left to right instead of at random.
+        usedKey.sort()
+        for (n, f) in usedKey.enumerated() { keyLocal[Int(f)] = Int32(n) }
         defer {
             for f in usedQuery { queryLocal[Int(f)] = -1 }
             for f in usedKey { keyLocal[Int(f)] = -1 }
         }
-        let uq = usedQuery.count, uk = usedKey.count, rowLen = uk * h
-        let wl = block.reserve(uq * rowLen, zeroed: true)
-        gather(index: index, w: w, into: wl, uk: uk)
-        let gl = grad == nil ? nil : blockGrad.reserve(uq * rowLen, zeroed: true)
+        let uq = usedQuery.count, uk = usedKey.count
+        let wl = block.reserve(uq * uk * h, zeroed: true)
+        for (il, i) in usedQuery.enumerated() {
+            let row = wl + il * uk * h
+            for pair in index.pairStart[Int(i)]..<index.pairStart[Int(i) + 1] {
+                let jl = Int(keyLocal[Int(index.pairKey[pair])])
+                if jl >= 0 { let src = w + pair * h; for x in 0..<h { row[x * uk + jl] = src[x] } }
+            }
+        }
+        let gl = grad == nil ? nil : blockGrad.reserve(uq * uk * h, zeroed: true)
+        let kl = queryLocal.withUnsafeBufferPointer { qm in
+            keyLocal.withUnsafeBufferPointer { km in
+                run(seq, block: wl, blockGrad: gl, queryRow: qm.baseAddress!, keyColumn: km.baseAddress!, columns: uk,
+                    keyBiasTable: keyBiasTable, plogp: plogp, rowScale: rowScale)
+            }
+        }
+        if let grad, let gl {
+            for (il, i) in usedQuery.enumerated() {
+                let row = gl + il * uk * h
+                for pair in index.pairStart[Int(i)]..<index.pairStart[Int(i) + 1] {
+                    let jl = Int(keyLocal[Int(index.pairKey[pair])])
+                    if jl >= 0 { let dst = grad + pair * h; for x in 0..<h { dst[x] += row[x * uk + jl] } }
+                }
+            }
+        }
+        return kl
+    }
+
+    /// Σ over (head, query position) of KL(P‖P̂) for one sequence (not yet averaged). W_blk row
+    /// of query feature f is `queryRow[f]`, column of key feature f is `keyColumn[f]` (every
+    /// feature of the sequence must have one). With `blockGrad`, adds dL/dW_blk · rowScale into
+    /// it, where L is that KL sum; `plogp` is the sequence's Σ P log P (constant in the mask).
+    func run(_ seq: PairMapSequence, block wl: UnsafePointer<Float>, blockGrad gl: UnsafeMutablePointer<Float>?,
+             queryRow: UnsafePointer<Int32>, keyColumn: UnsafePointer<Int32>, columns uk: Int,
+             keyBiasTable: UnsafePointer<Float>, plogp: Double, rowScale: Float) -> Double {
+        let t = seq.length, h = nHead, rowLen = uk * h
+        if t == 0 { return 0 }
+        qIdx.removeAll(keepingCapacity: true)
+        for f in seq.query.indices { qIdx.append(queryRow[Int(f)]) }
         let ak = keyDense.reserve(t * max(uk, 1), zeroed: true)
         let kb = keyBias.reserve(h * t, zeroed: true)
         let up = u.reserve(t * rowLen, zeroed: true)
@@ -88,34 +120,31 @@ final class PairMapKernel {
             for s in 0..<t {
                 for e in ks[s]..<ks[s + 1] {
                     let f = Int(kf[e]), b = kv[e]
-                    ak[s * uk + Int(keyLocal[f])] = b
+                    ak[s * uk + Int(keyColumn[f])] = b
                     let src = keyBiasTable + f * h
                     for x in 0..<h { kb[x * t + s] += b * src[x] }
                 }
             }
-            // U[p] = Σ_i aQ_i(p) W_loc[i]
+            // U[p] = Σ_i aQ_i(p) W_blk[i]
             for p in 0..<t {
                 for e in qs[p]..<qs[p + 1] { BLAS.axpy(rowLen, qv[e], wl + Int(qi[e]) * rowLen, up + p * rowLen) }
             }
-            // S_h = U_h · A_K^T, all key positions (the causal half is masked below).
-            for x in 0..<h {
-                BLAS.gemm(transB: true, m: t, n: t, k: uk, up + x * uk, lda: rowLen, ak, ldb: uk, sc + x * t * t, ldc: t)
-            }
-            // Per (head, query row): bias, log-softmax, cross-entropy, then G = (P̂ − P)·rowScale in place.
-            // −Σ P log P̂ = (Σ P)·logZ − Σ P·score needs no log per key.
-            for x in 0..<h {
-                let bias = kb + x * t
-                for p in 0..<t {
-                    let row = sc + (x * t + p) * t, target = pat.baseAddress! + (x * t + p) * t
-                    let allowed = causal ? p + 1 : t
+            // S = U · A_K^T for every (position, head) row at once: U is [T·heads, cols] row-major,
+            // so all heads go through one GEMM. All key positions (the causal half is masked below).
+            BLAS.gemm(transB: true, m: t * h, n: t, k: uk, up, lda: uk, ak, ldb: uk, sc, ldc: t)
+            // Per (query row, head): bias, log-softmax, cross-entropy, then G = (P̂ − P)·rowScale in
+            // place. −Σ P log P̂ = (Σ P)·logZ − Σ P·score needs no log per key.
+            for p in 0..<t {
+                let allowed = causal ? p + 1 : t
+                for x in 0..<h {
+                    let row = sc + (p * h + x) * t, target = pat.baseAddress! + (x * t + p) * t, bias = kb + x * t
                     var mx = -Float.infinity, ps: Float = 0, pm: Float = 0
                     for s in 0..<allowed {
                         let v = row[s] + bias[s]
                         row[s] = v
                         mx = max(mx, v); ps += target[s] * v; pm += target[s]
                     }
-                    var sum: Float = 0
-                    for s in 0..<allowed { let e = expf(row[s] - mx); row[s] = e; sum += e }
+                    let sum = expShiftInPlace(row, allowed, mx)
                     cross += Double(pm) * Double(mx + logf(sum)) - Double(ps)
                     guard gl != nil else { continue }
                     let inv = 1 / sum
@@ -124,41 +153,51 @@ final class PairMapKernel {
                 }
             }
             guard let gl else { return }
-            // V_h = G_h · A_K into U's buffer; then dW_loc[i] += aQ_i(p) V[p].
-            for x in 0..<h {
-                BLAS.gemm(m: t, n: uk, k: t, sc + x * t * t, lda: t, ak, ldb: uk, up + x * uk, ldc: rowLen)
-            }
+            // V = G · A_K into U's buffer; then dW_blk[i] += aQ_i(p) V[p].
+            BLAS.gemm(m: t * h, n: uk, k: t, sc, lda: t, ak, ldb: uk, up, ldc: uk)
             for p in 0..<t {
                 for e in qs[p]..<qs[p + 1] { BLAS.axpy(rowLen, qv[e], up + p * rowLen, gl + Int(qi[e]) * rowLen) }
             }
         }}}}}}}
-        if let grad, let gl { scatter(index: index, from: gl, uk: uk, into: grad) }
         return cross + plogp
     }
+}
 
-    /// W_loc[i_loc, h, j_loc] = W[pair(i, j) · heads + h] for co-firing pairs; zero elsewhere.
-    private func gather(index: CooccurrenceIndex, w: UnsafePointer<Float>, into wl: UnsafeMutablePointer<Float>, uk: Int) {
-        let h = nHead
-        for (il, i) in usedQuery.enumerated() {
-            let row = wl + il * uk * h
-            for pair in index.pairStart[Int(i)]..<index.pairStart[Int(i) + 1] {
-                let jl = Int(keyLocal[Int(index.pairKey[pair])])
-                if jl >= 0 { let src = w + pair * h; for x in 0..<h { row[x * uk + jl] = src[x] } }
-            }
-        }
+/// x[s] = exp(x[s] − shift) for s < n, returning the sum. Four lanes at a time with a
+/// range-reduced polynomial (relative error ~2e-7, about Float's own), because a call to expf
+/// per score would cost as much as the GEMMs; arguments are ≤ 0 here, so only underflow matters.
+@inline(__always)
+func expShiftInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ shift: Float) -> Float {
+    var acc = SIMD4<Float>(repeating: 0)
+    var s = 0
+    while s + 4 <= n {
+        let v = fastExp(SIMD4<Float>(x[s], x[s + 1], x[s + 2], x[s + 3]) - shift)
+        x[s] = v[0]; x[s + 1] = v[1]; x[s + 2] = v[2]; x[s + 3] = v[3]
+        acc += v
+        s += 4
     }
+    var sum = acc.sum()
+    while s < n { let e = expf(x[s] - shift); x[s] = e; sum += e; s += 1 }
+    return sum
+}
 
-    /// The transpose of `gather`: adds dW_loc back onto the per-entry gradient.
-    private func scatter(index: CooccurrenceIndex, from gl: UnsafePointer<Float>, uk: Int, into grad: UnsafeMutablePointer<Float>) {
-        let h = nHead
-        for (il, i) in usedQuery.enumerated() {
-            let row = gl + il * uk * h
-            for pair in index.pairStart[Int(i)]..<index.pairStart[Int(i) + 1] {
-                let jl = Int(keyLocal[Int(index.pairKey[pair])])
-                if jl >= 0 { let dst = grad + pair * h; for x in 0..<h { dst[x] += row[x * uk + jl] } }
-            }
-        }
-    }
+/// exp for four lanes: 2^k · e^r with k = round(x·log2 e), r = x − k·ln 2 (two-part ln 2), and a
+/// degree-6 Taylor polynomial for e^r on |r| ≤ ln2/2. Inputs below −87 flush to zero.
+@inline(__always)
+func fastExp(_ x: SIMD4<Float>) -> SIMD4<Float> {
+    let clamped = x.replacing(with: -87, where: x .< -87)
+    let k = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
+    let r = clamped - k * 0.693_359_375 + k * 2.121_944_4e-4
+    var p = SIMD4<Float>(repeating: 1.0 / 720)
+    p = p * r + 1.0 / 120
+    p = p * r + 1.0 / 24
+    p = p * r + 1.0 / 6
+    p = p * r + 0.5
+    p = p * r + 1
+    p = p * r + 1
+    let bits = SIMD4<UInt32>(truncatingIfNeeded: SIMD4<Int32>(k) &+ 127) &<< 23
+    let scaled = p * unsafeBitCast(bits, to: SIMD4<Float>.self)
+    return scaled.replacing(with: 0, where: x .< -87)
 }
 
 /// A growable scratch buffer owned by one thread.

@@ -7,9 +7,16 @@ import QKModels
 ///     L(m) = mean over (sequence, head, query position) of KL(P ‖ softmax(score(m)))
 ///          + μ · Σ_entries sqrt(m + ε)
 ///
-/// It owns the co-occurrence index and M (both built once from the training data and the
-/// decoders) and one kernel per worker thread; batches are split across the workers, each with
-/// its own gradient buffer, and the buffers are summed where the optimiser reads them.
+/// It owns the co-occurrence index, M (both built once from the training data and the decoders),
+/// the effective map W = M·m in the layout the kernels read, and one kernel and one gradient
+/// buffer per worker thread; batches are split across the workers by sequence.
+///
+/// Layout of W ("store"): when the live features of the training data are few enough
+/// (live_Q · live_K · heads · (threads + 1) floats within `liveBlockBudget`), W is kept as one dense
+/// block over live features [live_Q + 1, heads, live_K + 1] — entries that never co-fire stay 0
+/// there, and the extra row and column are a zero slot for features that are not live (held-out
+/// data). Every sequence then reads it directly: no per-sequence gather or scatter. Otherwise W is
+/// kept per entry and each sequence gathers the small block of its own features.
 public final class PairMapObjective {
     public let index: CooccurrenceIndex
     public let weights: PairMapWeights
@@ -20,8 +27,20 @@ public final class PairMapObjective {
     let trainingPLogP: [Double]
     let threads: Int
     private let kernels: [PairMapKernel]
-    /// Per-thread dL/dW accumulators, `threads × entries`.
+    /// Live-block layout: block row of each query feature, column of each key feature.
+    let blockRow: [Int32]?
+    let blockColumn: [Int32]?
+    let blockColumns: Int
+    /// Where entry e lives in the store (live-block layout only; per-entry layout is the identity).
+    let slot: [Int32]?
+    let storeSize: Int
+    /// W in the store layout.
+    var store: [Float]
+    /// Per-thread dKL/dW accumulators in the store layout, `threads × storeSize`.
     var threadGrad: [Float]
+
+    /// Upper bound in bytes for the live-block layout (W plus one gradient block per thread).
+    public static var liveBlockBudget = 1 << 30
 
     public var entryCount: Int { index.pairCount * nHead }
 
@@ -41,19 +60,48 @@ public final class PairMapObjective {
         kernels = (0..<self.threads).map { _ in
             PairMapKernel(queryWidth: query.dHidden, keyWidth: key.dHidden, nHead: config.nHead, causal: config.architecture.isCausal)
         }
+        // Live features: those with at least one pair.
+        var row = [Int32](repeating: -1, count: index.queryWidth), col = [Int32](repeating: -1, count: index.keyWidth)
+        var rows: Int32 = 0, cols: Int32 = 0
+        for i in 0..<index.queryWidth where index.pairStart[i + 1] > index.pairStart[i] { row[i] = rows; rows += 1 }
+        for j in index.pairKey where col[Int(j)] < 0 { col[Int(j)] = 0 }
+        for j in 0..<index.keyWidth where col[j] == 0 { col[j] = cols; cols += 1 }
+        let blockSize = (Int(rows) + 1) * nHead * (Int(cols) + 1)
+        if blockSize * 4 * (self.threads + 1) <= PairMapObjective.liveBlockBudget {
+            for i in 0..<row.count where row[i] < 0 { row[i] = rows }   // the zero row
+            for j in 0..<col.count where col[j] < 0 { col[j] = cols }   // the zero column
+            let h = nHead, width = Int(cols) + 1
+            var s = [Int32](repeating: 0, count: index.pairCount * h)
+            for pair in 0..<index.pairCount {
+                let r = Int(row[Int(index.pairQuery[pair])]), c = Int(col[Int(index.pairKey[pair])])
+                for x in 0..<h { s[pair * h + x] = Int32((r * h + x) * width + c) }
+            }
+            blockRow = row; blockColumn = col; blockColumns = width; slot = s; storeSize = blockSize
+        } else {
+            blockRow = nil; blockColumn = nil; blockColumns = 0; slot = nil; storeSize = index.pairCount * nHead
+        }
+        store = [Float](repeating: 0, count: storeSize)
         threadGrad = []
+        setMap(mask: [Float](repeating: 1, count: entryCount))
+    }
+
+    /// Writes W = M·mask into the store.
+    func setMap(mask: [Float]) {
+        let m = weights.pairValue
+        if let slot { for e in 0..<m.count { store[Int(slot[e])] = m[e] * mask[e] } }
+        else { for e in 0..<m.count { store[e] = m[e] * mask[e] } }
     }
 
     /// Mean KL over the (sequence, head, query position) rows of `batch` (indices into
-    /// `sequences`) under the effective map `w` = M·m per entry. With `accumulateGradient`,
-    /// leaves dKL/dW in the per-thread buffers (read them with `sumGradient`).
-    func meanKL(w: [Float], sequences: [PairMapSequence], batch: [Int], plogp: [Double]?, accumulateGradient: Bool) -> Double {
+    /// `sequences`) under the W in the store. With `accumulateGradient`, leaves dKL/dW in the
+    /// per-thread buffers (the trainer's Adam pass or `sumGradient` reads and clears them).
+    func meanKL(sequences: [PairMapSequence], batch: [Int], plogp: [Double]?, accumulateGradient: Bool) -> Double {
         let rows = batch.reduce(0) { $0 + sequences[$1].length } * nHead
         guard rows > 0 else { return 0 }
         let scale = Float(1 / Double(rows))
-        let entries = entryCount
-        if accumulateGradient && threadGrad.count != threads * entries {
-            threadGrad = [Float](repeating: 0, count: threads * entries)
+        let size = storeSize
+        if accumulateGradient && threadGrad.count != threads * size {
+            threadGrad = [Float](repeating: 0, count: threads * size)
         }
         var partial = [Double](repeating: 0, count: threads)
         let workers = min(threads, batch.count)
@@ -61,33 +109,34 @@ public final class PairMapObjective {
         let blasThreads = BLAS.threads
         if workers > 1 { BLAS.setThreads(1) }
         defer { if workers > 1 { BLAS.setThreads(blasThreads) } }
-        w.withUnsafeBufferPointer { wp in
+        let blockRow = self.blockRow ?? [], blockColumn = self.blockColumn ?? [], live = slot != nil
+        store.withUnsafeBufferPointer { wp in
         weights.keyBias.withUnsafeBufferPointer { kb in
         threadGrad.withUnsafeMutableBufferPointer { gp in
         partial.withUnsafeMutableBufferPointer { part in
+        blockRow.withUnsafeBufferPointer { br in
+        blockColumn.withUnsafeBufferPointer { bc in
             DispatchQueue.concurrentPerform(iterations: workers) { worker in
                 var sum = 0.0
                 var n = worker
+                let grad = accumulateGradient ? gp.baseAddress! + worker * size : nil
                 while n < batch.count {
                     let seq = sequences[batch[n]]
                     let entropy = plogp?[batch[n]] ?? PairMapObjective.plogp(seq)
-                    sum += kernels[worker].run(seq, index: index, w: wp.baseAddress!, keyBiasTable: kb.baseAddress!,
-                                               plogp: entropy,
-                                               grad: accumulateGradient ? gp.baseAddress! + worker * entries : nil,
-                                               rowScale: scale)
+                    if live {
+                        sum += kernels[worker].run(seq, block: wp.baseAddress!, blockGrad: grad, queryRow: br.baseAddress!,
+                                                   keyColumn: bc.baseAddress!, columns: blockColumns,
+                                                   keyBiasTable: kb.baseAddress!, plogp: entropy, rowScale: scale)
+                    } else {
+                        sum += kernels[worker].runGathered(seq, index: index, w: wp.baseAddress!, keyBiasTable: kb.baseAddress!,
+                                                           plogp: entropy, grad: grad, rowScale: scale)
+                    }
                     n += workers
                 }
                 part[worker] = sum
             }
-        }}}}
+        }}}}}}
         return partial.reduce(0, +) / Double(rows)
-    }
-
-    /// The effective map W = M·m.
-    func effective(mask: [Float]) -> [Float] {
-        var w = weights.pairValue
-        for e in 0..<w.count { w[e] *= mask[e] }
-        return w
     }
 
     /// KL of the map under `mask` (entries absent from the index count as zero) over any
@@ -99,14 +148,15 @@ public final class PairMapObjective {
         for (n, s) in sequences.enumerated() {
             try s.validate(index: n, queryWidth: index.queryWidth, keyWidth: index.keyWidth, nHead: nHead)
         }
-        return meanKL(w: effective(mask: mask), sequences: sequences, batch: Array(sequences.indices), plogp: nil,
-                      accumulateGradient: false)
+        setMap(mask: mask)
+        return meanKL(sequences: sequences, batch: Array(sequences.indices), plogp: nil, accumulateGradient: false)
     }
 
     /// Loss and dL/dm for the training sequences in `batch` (for tests and gradient checks; the
     /// trainer fuses the same gradient into its Adam step instead).
     public func lossAndGradient(mask: [Float], batch: [Int], penalty: Float, epsilon: Float) -> (loss: Double, kl: Double, gradient: [Float]) {
-        let kl = meanKL(w: effective(mask: mask), sequences: training, batch: batch, plogp: trainingPLogP, accumulateGradient: true)
+        setMap(mask: mask)
+        let kl = meanKL(sequences: training, batch: batch, plogp: trainingPLogP, accumulateGradient: true)
         var g = sumGradient()
         var pen = 0.0
         for e in 0..<g.count {
@@ -117,13 +167,14 @@ public final class PairMapObjective {
         return (kl + Double(penalty) * pen, kl, g)
     }
 
-    /// Sums (and clears) the per-thread dKL/dW buffers.
+    /// Per-entry dKL/dW summed over threads; clears the per-thread buffers.
     func sumGradient() -> [Float] {
-        let entries = entryCount
-        var g = [Float](repeating: 0, count: entries)
-        for t in 0..<threads {
-            for e in 0..<entries { g[e] += threadGrad[t * entries + e]; threadGrad[t * entries + e] = 0 }
+        var g = [Float](repeating: 0, count: entryCount)
+        for e in 0..<entryCount {
+            let at = slot.map { Int($0[e]) } ?? e
+            for t in 0..<threads { g[e] += threadGrad[t * storeSize + at] }
         }
+        for i in threadGrad.indices { threadGrad[i] = 0 }
         return g
     }
 
@@ -134,4 +185,3 @@ public final class PairMapObjective {
         return s
     }
 }
-

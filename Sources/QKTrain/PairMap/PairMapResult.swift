@@ -23,6 +23,8 @@ public struct PairMapMetrics: Sendable, Codable, Equatable {
     public var epochs: Int
     /// Training wall time per epoch, seconds.
     public var secondsPerEpoch: Double
+    /// Process CPU time per epoch (all threads), seconds: steadier than wall time on a shared machine.
+    public var cpuSecondsPerEpoch: Double
 }
 
 /// The pruned pair map with its statistics, as COO arrays ordered by (head, query, key), plus
