@@ -47,15 +47,15 @@ final class PairMapGradientTests: XCTestCase {
         var worst: Float = 0
         var x: Float = -90
         while x <= 0 {
-            let v = fastExp(SIMD4<Float>(x, x / 2, x / 7, x / 31))
-            for (lane, d) in [Float(1), 2, 7, 31].enumerated() {
+            for d in [Float(1), 2, 7, 31] {
                 let want = expf(x / d)
-                if want > 1e-30 { worst = max(worst, abs(v[lane] - want) / want) }
+                if want > 1e-30 { worst = max(worst, abs(fastExp(x / d) - want) / want) }
             }
             x += 0.0137
         }
         XCTAssertLessThan(worst, 1e-6)
-        XCTAssertEqual(fastExp(SIMD4<Float>(repeating: -200))[0], 0)
-        XCTAssertEqual(fastExp(SIMD4<Float>(repeating: 0))[0], 1)
+        XCTAssertEqual(fastExp(-200), 0)
+        XCTAssertEqual(fastExp(0), 1)
+        XCTAssertEqual(fastExp(1), expf(1), accuracy: 1e-6)
     }
 }

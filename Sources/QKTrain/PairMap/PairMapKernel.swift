@@ -138,12 +138,7 @@ final class PairMapKernel {
                 let allowed = causal ? p + 1 : t
                 for x in 0..<h {
                     let row = sc + (p * h + x) * t, target = pat.baseAddress! + (x * t + p) * t, bias = kb + x * t
-                    var mx = -Float.infinity, ps: Float = 0, pm: Float = 0
-                    for s in 0..<allowed {
-                        let v = row[s] + bias[s]
-                        row[s] = v
-                        mx = max(mx, v); ps += target[s] * v; pm += target[s]
-                    }
+                    let (mx, ps, pm) = addBiasAndReduce(row, bias, target, allowed)
                     let sum = expShiftInPlace(row, allowed, mx)
                     cross += Double(pm) * Double(mx + logf(sum)) - Double(ps)
                     guard gl != nil else { continue }
@@ -163,41 +158,70 @@ final class PairMapKernel {
     }
 }
 
-/// x[s] = exp(x[s] − shift) for s < n, returning the sum. Four lanes at a time with a
-/// range-reduced polynomial (relative error ~2e-7, about Float's own), because a call to expf
-/// per score would cost as much as the GEMMs; arguments are ≤ 0 here, so only underflow matters.
+/// row[s] += bias[s] for s < n, returning max_s row[s], Σ target·row and Σ target. Four
+/// independent accumulators per sum, so the loop is not one long dependency chain.
 @inline(__always)
-func expShiftInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ shift: Float) -> Float {
-    var acc = SIMD4<Float>(repeating: 0)
+func addBiasAndReduce(_ row: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, _ target: UnsafePointer<Float>,
+                      _ n: Int) -> (max: Float, dot: Float, mass: Float) {
+    var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0
+    var d0: Float = 0, d1: Float = 0, d2: Float = 0, d3: Float = 0
+    var t0: Float = 0, t1: Float = 0, t2: Float = 0, t3: Float = 0
     var s = 0
     while s + 4 <= n {
-        let v = fastExp(SIMD4<Float>(x[s], x[s + 1], x[s + 2], x[s + 3]) - shift)
-        x[s] = v[0]; x[s + 1] = v[1]; x[s + 2] = v[2]; x[s + 3] = v[3]
-        acc += v
+        let v0 = row[s] + bias[s], v1 = row[s + 1] + bias[s + 1], v2 = row[s + 2] + bias[s + 2], v3 = row[s + 3] + bias[s + 3]
+        row[s] = v0; row[s + 1] = v1; row[s + 2] = v2; row[s + 3] = v3
+        m0 = v0 > m0 ? v0 : m0; m1 = v1 > m1 ? v1 : m1; m2 = v2 > m2 ? v2 : m2; m3 = v3 > m3 ? v3 : m3
+        d0 += target[s] * v0; d1 += target[s + 1] * v1; d2 += target[s + 2] * v2; d3 += target[s + 3] * v3
+        t0 += target[s]; t1 += target[s + 1]; t2 += target[s + 2]; t3 += target[s + 3]
         s += 4
     }
-    var sum = acc.sum()
-    while s < n { let e = expf(x[s] - shift); x[s] = e; sum += e; s += 1 }
-    return sum
+    while s < n {
+        let v = row[s] + bias[s]
+        row[s] = v
+        m0 = v > m0 ? v : m0; d0 += target[s] * v; t0 += target[s]
+        s += 1
+    }
+    let m01 = m0 > m1 ? m0 : m1, m23 = m2 > m3 ? m2 : m3
+    return (m01 > m23 ? m01 : m23, (d0 + d1) + (d2 + d3), (t0 + t1) + (t2 + t3))
 }
 
-/// exp for four lanes: 2^k · e^r with k = round(x·log2 e), r = x − k·ln 2 (two-part ln 2), and a
-/// degree-6 Taylor polynomial for e^r on |r| ≤ ln2/2. Inputs below −87 flush to zero.
+/// x[s] = exp(x[s] − shift) for s < n, returning the sum. Uses `fastExp` (a branch-free
+/// polynomial), because a libm call per score would cost as much as the GEMMs; arguments are
+/// ≤ 0 here, so only underflow matters.
 @inline(__always)
-func fastExp(_ x: SIMD4<Float>) -> SIMD4<Float> {
-    let clamped = x.replacing(with: -87, where: x .< -87)
-    let k = (clamped * 1.442_695_04).rounded(.toNearestOrEven)
-    let r = clamped - k * 0.693_359_375 + k * 2.121_944_4e-4
-    var p = SIMD4<Float>(repeating: 1.0 / 720)
+func expShiftInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ shift: Float) -> Float {
+    var a0: Float = 0, a1: Float = 0, a2: Float = 0, a3: Float = 0
+    var s = 0
+    while s + 4 <= n {
+        let e0 = fastExp(x[s] - shift), e1 = fastExp(x[s + 1] - shift)
+        let e2 = fastExp(x[s + 2] - shift), e3 = fastExp(x[s + 3] - shift)
+        x[s] = e0; x[s + 1] = e1; x[s + 2] = e2; x[s + 3] = e3
+        a0 += e0; a1 += e1; a2 += e2; a3 += e3
+        s += 4
+    }
+    while s < n { let e = fastExp(x[s] - shift); x[s] = e; a0 += e; s += 1 }
+    return (a0 + a1) + (a2 + a3)
+}
+
+/// exp(x) = 2^k · e^r with k = round(x·log2 e) (by the 1.5·2^23 rounding trick), r = x − k·ln 2
+/// (ln 2 in two parts) and a degree-6 Taylor polynomial for e^r on |r| ≤ ln2/2: relative error
+/// ~2e-7, about Float's own. Inputs below −87 give 0; inputs are expected ≤ 88.
+@inline(__always)
+func fastExp(_ x: Float) -> Float {
+    let c = x > -87 ? x : -87
+    let t = c * 1.442_695_04 + 12_582_912
+    let k = t - 12_582_912
+    let r = c - k * 0.693_359_375 + k * 2.121_944_4e-4
+    var p: Float = 1.0 / 720
     p = p * r + 1.0 / 120
     p = p * r + 1.0 / 24
     p = p * r + 1.0 / 6
     p = p * r + 0.5
     p = p * r + 1
     p = p * r + 1
-    let bits = SIMD4<UInt32>(truncatingIfNeeded: SIMD4<Int32>(k) &+ 127) &<< 23
-    let scaled = p * unsafeBitCast(bits, to: SIMD4<Float>.self)
-    return scaled.replacing(with: 0, where: x .< -87)
+    // t's low mantissa bits hold k; shift k + 127 into the exponent field.
+    let scale = Float(bitPattern: (t.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
+    return x < -87 ? 0 : p * scale
 }
 
 /// A growable scratch buffer owned by one thread.
