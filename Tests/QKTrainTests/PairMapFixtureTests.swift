@@ -53,8 +53,9 @@ final class PairMapFixtureTests: XCTestCase {
         var mask = [Float](repeating: 0, count: objective.entryCount)
         for (n, (i, j)) in expected.enumerated() {
             for h in 0..<nHead {
-                mask[n * nHead + h] = denseMask[(i * dk + j) * nHead + h]
-                XCTAssertEqual(objective.weights.pairValue[n * nHead + h], denseM[(i * dk + j) * nHead + h], accuracy: 1e-5)
+                let e = objective.index.entry(pair: n, head: h, heads: nHead)
+                mask[e] = denseMask[(i * dk + j) * nHead + h]
+                XCTAssertEqual(objective.weights.pairValue[e], denseM[(i * dk + j) * nHead + h], accuracy: 1e-5)
             }
         }
         // Entries that never co-fire get no gradient at all in PyTorch: dropping them is exact.
@@ -69,7 +70,7 @@ final class PairMapFixtureTests: XCTestCase {
         var worst: Float = 0
         for (n, (i, j)) in expected.enumerated() {
             for h in 0..<nHead {
-                let want = denseGrad[(i * dk + j) * nHead + h], got = r.gradient[n * nHead + h]
+                let want = denseGrad[(i * dk + j) * nHead + h], got = r.gradient[objective.index.entry(pair: n, head: h, heads: nHead)]
                 worst = max(worst, abs(got - want) / max(abs(want), 1e-4))
             }
         }

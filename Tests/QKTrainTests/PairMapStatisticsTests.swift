@@ -31,7 +31,7 @@ final class PairMapStatisticsTests: XCTestCase {
         for e in 0..<r.count {
             let i = Int(r.queryFeature[e]), j = Int(r.keyFeature[e]), h = Int(r.head[e])
             let pair = objective.index.pair(query: i, key: j)!
-            let w = Double(objective.weights.pairValue[pair * 2 + h])
+            let w = Double(objective.weights.pairValue[objective.index.entry(pair: pair, head: h, heads: 2)])
             var absSum = 0.0, sum = 0.0, both = 0.0
             for s in heldOut {
                 let aq = dense(s.query), ak = dense(s.key)

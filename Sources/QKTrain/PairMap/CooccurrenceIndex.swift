@@ -5,8 +5,10 @@
 /// Only these pairs ever receive gradient from the KL term; every other mask entry would only
 /// decay under the sparsity penalty until it is pruned, so step 2 drops them up front and never
 /// holds a dense d_Q × d_K × n_head table. Pairs are stored sorted by (query, key) as CSR over
-/// query features; mask entries are `pair · n_head + head` (heads innermost, so one pair's heads
-/// sit together in every per-entry array).
+/// query features. Mask entries (one per pair and head) are ordered by (query feature, head, key
+/// feature) — see `entry(pair:head:heads:)` — so that per query feature and head they run in the
+/// same order as the key columns of the kernels' dense blocks, and the optimiser's sweep over
+/// the entries walks those blocks front to back.
 public struct CooccurrenceIndex: Sendable {
     public let queryWidth: Int
     public let keyWidth: Int
@@ -77,6 +79,15 @@ public struct CooccurrenceIndex: Sendable {
         pairStart = start; pairKey = keys; pairQuery = queries
         liveQuery = everQuery.filter { $0 }.count
         liveKey = everKey.filter { $0 }.count
+    }
+
+    /// The mask entry of `pair` on `head`: entries of query feature i start at
+    /// `pairStart[i] · heads`, one run of its pairs per head.
+    @inline(__always)
+    public func entry(pair: Int, head: Int, heads: Int) -> Int {
+        let i = Int(pairQuery[pair])
+        let start = pairStart[i]
+        return start * heads + head * (pairStart[i + 1] - start) + (pair - start)
     }
 
     /// The pair index of (i, j), or nil if they never co-fire.

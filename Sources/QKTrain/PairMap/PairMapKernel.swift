@@ -68,9 +68,10 @@ final class PairMapKernel {
         let wl = block.reserve(uq * uk * h, zeroed: true)
         for (il, i) in usedQuery.enumerated() {
             let row = wl + il * uk * h
-            for pair in index.pairStart[Int(i)]..<index.pairStart[Int(i) + 1] {
+            let start = index.pairStart[Int(i)], count = index.pairStart[Int(i) + 1] - start
+            for pair in start..<(start + count) {
                 let jl = Int(keyLocal[Int(index.pairKey[pair])])
-                if jl >= 0 { let src = w + pair * h; for x in 0..<h { row[x * uk + jl] = src[x] } }
+                if jl >= 0 { let src = w + start * h + (pair - start); for x in 0..<h { row[x * uk + jl] = src[x * count] } }
             }
         }
         let gl = grad == nil ? nil : blockGrad.reserve(uq * uk * h, zeroed: true)
@@ -83,9 +84,13 @@ final class PairMapKernel {
         if let grad, let gl {
             for (il, i) in usedQuery.enumerated() {
                 let row = gl + il * uk * h
-                for pair in index.pairStart[Int(i)]..<index.pairStart[Int(i) + 1] {
+                let start = index.pairStart[Int(i)], count = index.pairStart[Int(i) + 1] - start
+                for pair in start..<(start + count) {
                     let jl = Int(keyLocal[Int(index.pairKey[pair])])
-                    if jl >= 0 { let dst = grad + pair * h; for x in 0..<h { dst[x] += row[x * uk + jl] } }
+                    if jl >= 0 {
+                        let dst = grad + start * h + (pair - start)
+                        for x in 0..<h { dst[x * count] += row[x * uk + jl] }
+                    }
                 }
             }
         }

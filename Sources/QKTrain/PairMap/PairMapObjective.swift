@@ -74,7 +74,7 @@ public final class PairMapObjective {
             var s = [Int32](repeating: 0, count: index.pairCount * h)
             for pair in 0..<index.pairCount {
                 let r = Int(row[Int(index.pairQuery[pair])]), c = Int(col[Int(index.pairKey[pair])])
-                for x in 0..<h { s[pair * h + x] = Int32((r * h + x) * width + c) }
+                for x in 0..<h { s[index.entry(pair: pair, head: x, heads: h)] = Int32((r * h + x) * width + c) }
             }
             blockRow = row; blockColumn = col; blockColumns = width; slot = s; storeSize = blockSize
         } else {

@@ -45,7 +45,7 @@ public enum PairMap {
         let allowed = max(cofiring.allowed, 1)
         for head in 0..<h {
             for pair in 0..<index.pairCount {
-                let e = pair * h + head
+                let e = index.entry(pair: pair, head: head, heads: h)
                 guard pruned[e] > 0 else { continue }
                 let w = objective.weights.pairValue[e] * pruned[e]
                 result.head.append(Int32(head))

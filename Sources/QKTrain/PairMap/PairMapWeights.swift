@@ -12,7 +12,7 @@ import QKModels
 /// bias × bias terms are constant along s and cancel in the softmax, so they are never formed.
 public struct PairMapWeights: Sendable {
     public let nHead: Int
-    /// `M` per mask entry (`pair · n_head + head`).
+    /// `M` per mask entry (see `CooccurrenceIndex.entry(pair:head:heads:)`).
     public let pairValue: [Float]
     /// `B` as `[key feature, head]` (heads innermost, like the entries).
     public let keyBias: [Float]
@@ -50,7 +50,7 @@ public struct PairMapWeights: Sendable {
                                     let a = wq + i * qOut + head * dh, b = wk + j * kOut + kvOf[head] * dh
                                     var s: Float = 0
                                     for d in 0..<dh { s += a[d] * b[d] }
-                                    out[pair * h + head] = s * scale
+                                    out[index.entry(pair: pair, head: head, heads: h)] = s * scale
                                 }
                             }
                             i += workers
