@@ -153,8 +153,10 @@ def train(args):
                 kl, r = batch_kl(s, c, mask); tot += kl.item(); rows += r
             return tot / rows
         pruned = torch.where(m < args.threshold, torch.zeros_like(m), m)
-        live_entries = len(np.unique(qi[:qr[train_rows]])) * len(np.unique(ki[:kr[train_rows]])) * N_HEAD
-        kept = int((pruned > 0).sum())
+        lq, lk = np.unique(qi[:qr[train_rows]]), np.unique(ki[:kr[train_rows]])
+        live_entries = len(lq) * len(lk) * N_HEAD
+        # Entries outside the live features never get KL gradient; count survivors among live ones.
+        kept = int((pruned[torch.tensor(colq[lq])][:, torch.tensor(colk[lk])] > 0).sum())
         print(f"peer table={args.table} entries={m.numel()} seconds_per_epoch={np.mean(epoch_times):.3f} "
               f"cpu_seconds_per_epoch={np.mean(epoch_cpu):.3f} "
               f"kl_unmasked={held(torch.ones_like(m)):.4f} kl_trained={held(m):.4f} kl_pruned={held(pruned):.4f} "
