@@ -108,4 +108,21 @@ final class PairMapStatisticsTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("threshold"), "\($0)")
         }
     }
+
+    /// Codes that never fire give an empty map, finite KLs and no crash.
+    func testSilentDictionariesGiveAnEmptyMap() throws {
+        let (q, k, config, seqs) = PairMapTestSupport.random(seed: 9, causal: true, nHead: 2, nKVHead: 1, dHead: 4,
+                                                               dq: 6, dk: 6, sequences: 3, length: 5, active: 2)
+        let silent = seqs.map { s in
+            PairMapSequence(query: SparseActivations(rowStart: [Int](repeating: 0, count: 6), indices: [], values: [], width: 6),
+                            key: SparseActivations(rowStart: [Int](repeating: 0, count: 6), indices: [], values: [], width: 6),
+                            pattern: s.pattern)
+        }
+        let r = try PairMap.run(query: q, key: k, config: config, training: silent, heldOut: silent)
+        XCTAssertEqual(r.count, 0)
+        XCTAssertEqual(r.metrics.entriesConsidered, 0)
+        XCTAssertTrue(r.metrics.klPruned.isFinite)
+        XCTAssertEqual(r.metrics.klPruned, r.metrics.klUnmasked)
+        XCTAssertEqual(r.keyFeatures.alive, [Bool](repeating: false, count: 6))
+    }
 }
