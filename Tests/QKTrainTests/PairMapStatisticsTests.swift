@@ -118,6 +118,14 @@ final class PairMapStatisticsTests: XCTestCase {
                             key: SparseActivations(rowStart: [Int](repeating: 0, count: 6), indices: [], values: [], width: 6),
                             pattern: s.pattern)
         }
+        let saved = PairMapObjective.liveBlockBudget
+        defer { PairMapObjective.liveBlockBudget = saved }
+        for budget in [saved, 0] {   // both layouts of W
+            PairMapObjective.liveBlockBudget = budget
+            let r = try PairMap.run(query: q, key: k, config: config, training: silent, heldOut: silent)
+            XCTAssertEqual(r.count, 0)
+            XCTAssertEqual(r.metrics.klPruned, r.metrics.klUnmasked)
+        }
         let r = try PairMap.run(query: q, key: k, config: config, training: silent, heldOut: silent)
         XCTAssertEqual(r.count, 0)
         XCTAssertEqual(r.metrics.entriesConsidered, 0)

@@ -136,7 +136,11 @@ final class PairMapKernel {
             }
             // S = U · A_K^T for every (position, head) row at once: U is [T·heads, cols] row-major,
             // so all heads go through one GEMM. All key positions (the causal half is masked below).
-            BLAS.gemm(transB: true, m: t * h, n: t, k: uk, up, lda: uk, ak, ldb: uk, sc, ldc: t)
+            if uk > 0 {
+                BLAS.gemm(transB: true, m: t * h, n: t, k: uk, up, lda: uk, ak, ldb: uk, sc, ldc: t)
+            } else {
+                sc.initialize(repeating: 0, count: h * t * t)   // no key feature fires: bias-free, uniform
+            }
             // Per (query row, head): bias, log-softmax, cross-entropy, then G = (P̂ − P)·rowScale in
             // place. −Σ P log P̂ = (Σ P)·logZ − Σ P·score needs no log per key.
             for p in 0..<t {
@@ -152,7 +156,7 @@ final class PairMapKernel {
                     for s in allowed..<t { row[s] = 0 }
                 }
             }
-            guard let gl else { return }
+            guard let gl, uk > 0 else { return }
             // V = G · A_K into U's buffer; then dW_blk[i] += aQ_i(p) V[p].
             BLAS.gemm(m: t * h, n: uk, k: t, sc, lda: t, ak, ldb: uk, up, ldc: uk)
             for p in 0..<t {
