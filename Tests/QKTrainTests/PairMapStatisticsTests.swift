@@ -134,3 +134,29 @@ final class PairMapStatisticsTests: XCTestCase {
         XCTAssertEqual(r.keyFeatures.alive, [Bool](repeating: false, count: 6))
     }
 }
+
+/// Building step-2 sequences from a harvested capture.
+final class PairMapSequenceTests: XCTestCase {
+    func testSequencesFromCaptureEncodeEachRow() throws {
+        var rng = SplitMix64(seed: 4)
+        let (batch, t, d, width, nHead) = (3, 4, 5, 7, 2)
+        func tensor(_ shape: [Int]) -> Tensor {
+            Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in PairMapTestSupport.normal(&rng) })
+        }
+        let q = Transcoder(wEnc: tensor([d, width]), bEnc: tensor([width]), wDec: tensor([width, nHead * 2]), bDec: tensor([nHead * 2]), activation: .relu)
+        let k = Transcoder(wEnc: tensor([d, width]), bEnc: tensor([width]), wDec: tensor([width, 2]), bDec: tensor([2]), activation: .relu)
+        let x = tensor([batch, t, d]), pattern = tensor([batch, nHead, t, t])
+        let capture = LayerCapture(layer: 1, attnIn: x, q: Tensor(zeros: [batch, t, nHead, 2]), k: Tensor(zeros: [batch, t, 1, 2]), pattern: pattern)
+        let seqs = try PairMapSequence.sequences(from: capture, query: q, key: k)
+        XCTAssertEqual(seqs.count, batch)
+        for b in 0..<batch {
+            XCTAssertEqual(seqs[b].query, q.encode(x.row(b)))
+            XCTAssertEqual(seqs[b].key, k.encode(x.row(b)))
+            XCTAssertEqual(seqs[b].pattern, pattern.row(b))
+        }
+        let bad = LayerCapture(layer: 1, attnIn: x, q: capture.q, k: capture.k, pattern: tensor([batch, nHead, t, t + 1]))
+        XCTAssertThrowsError(try PairMapSequence.sequences(from: bad, query: q, key: k)) {
+            XCTAssertTrue("\($0)".contains("layer 1"), "\($0)")
+        }
+    }
+}

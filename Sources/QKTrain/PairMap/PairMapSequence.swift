@@ -1,4 +1,5 @@
 import QKTensor
+import QKModels
 
 /// One sequence as step 2 sees it: the sparse codes of both transcoders at every position and
 /// the model's own attention pattern at the layer being decomposed.
@@ -49,6 +50,33 @@ public struct PairMapSequence: Sendable {
         }
         for v in pattern.data where !(v >= 0 && v <= 1.0001) {
             throw PairMapError("pair map: sequence \(index) pattern has a value \(v) outside [0, 1]")
+        }
+    }
+}
+
+extension PairMapSequence {
+    /// One `PairMapSequence` per batch row of a harvested layer: both transcoders encode the
+    /// attention input (one GEMM each for the whole batch) and each row keeps its slice of the
+    /// model's pattern.
+    public static func sequences(from capture: LayerCapture, query: Transcoder, key: Transcoder) throws -> [PairMapSequence] {
+        let x = capture.attnIn, pattern = capture.pattern
+        guard x.rank == 3, pattern.rank == 4, pattern.shape[0] == x.shape[0],
+              pattern.shape[2] == x.shape[1], pattern.shape[3] == x.shape[1] else {
+            throw PairMapError("pair map: layer \(capture.layer) capture has attn_in \(x.shape) and pattern \(pattern.shape), which do not match")
+        }
+        guard x.shape[2] == query.dIn, x.shape[2] == key.dIn else {
+            throw PairMapError("pair map: layer \(capture.layer) attn_in has width \(x.shape[2]), the transcoders read \(query.dIn) and \(key.dIn)")
+        }
+        let (batch, t) = (x.shape[0], x.shape[1])
+        let rows = x.reshaped([batch * t, x.shape[2]])
+        let aq = query.encode(rows), ak = key.encode(rows)
+        func slice(_ a: SparseActivations, _ b: Int) -> SparseActivations {
+            let lo = a.rowStart[b * t], hi = a.rowStart[(b + 1) * t]
+            return SparseActivations(rowStart: a.rowStart[(b * t)...((b + 1) * t)].map { $0 - lo },
+                                     indices: Array(a.indices[lo..<hi]), values: Array(a.values[lo..<hi]), width: a.width)
+        }
+        return (0..<batch).map { b in
+            PairMapSequence(query: slice(aq, b), key: slice(ak, b), pattern: pattern.row(b))
         }
     }
 }
