@@ -112,23 +112,30 @@ public final class MaskTrainer {
         moment2.withUnsafeMutableBufferPointer { b in
         penaltyParts.withUnsafeMutableBufferPointer { pp in
         belowParts.withUnsafeMutableBufferPointer { bp in
+            // Base addresses as locals, so the loop does not reload them after every store.
+            let tgp = tg.baseAddress!, mp = m.baseAddress!, wp = wv.baseAddress!, mvp = mv.baseAddress!
+            let ap = a.baseAddress!, bp2 = b.baseAddress!, slp = sl.baseAddress
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
                 let lo = n * c / chunks, hi = n * (c + 1) / chunks
                 var pen: Float = 0
                 var below = 0
                 for e in lo..<hi {
-                    let at = identity ? e : Int(sl[e])
-                    var g: Float = 0
-                    for t in 0..<threads { g += tg[t * size + at]; tg[t * size + at] = 0 }
-                    let r = (m[e] + pe).squareRoot()
+                    let at = identity ? e : Int(slp![e])
+                    var g = tgp[at]
+                    tgp[at] = 0
+                    var t = 1
+                    while t < threads { g += tgp[t * size + at]; tgp[t * size + at] = 0; t += 1 }
+                    let old = mp[e]
+                    let r = (old + pe).squareRoot()
                     pen += r
-                    g = g * mv[e] + mu / (2 * r)
-                    a[e] = b1 * a[e] + (1 - b1) * g
-                    b[e] = b2 * b[e] + (1 - b2) * g * g
-                    let updated = m[e] - lr * (a[e] * c1) / ((b[e] * c2).squareRoot() + eps)
-                    let clamped = min(max(updated, 0), 1)
-                    m[e] = clamped
-                    wv[at] = mv[e] * clamped
+                    g = g * mvp[e] + mu / (2 * r)
+                    let m1 = b1 * ap[e] + (1 - b1) * g
+                    let m2 = b2 * bp2[e] + (1 - b2) * g * g
+                    ap[e] = m1; bp2[e] = m2
+                    let updated = old - lr * (m1 * c1) / ((m2 * c2).squareRoot() + eps)
+                    let clamped = updated < 0 ? 0 : (updated > 1 ? 1 : updated)
+                    mp[e] = clamped
+                    wp[at] = mvp[e] * clamped
                     if clamped < tau { below += 1 }
                 }
                 pp[c] = Double(pen); bp[c] = below
