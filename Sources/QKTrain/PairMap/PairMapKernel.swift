@@ -5,10 +5,11 @@ import QKTensor
 ///
 /// The effective map W = M·m is read from a dense block W_blk[row, head, col] over a set of
 /// query features (rows) and key features (columns): either the live features of the whole
-/// training set (`PairMapLiveBlock`, shared by all sequences) or just the features of this one
+/// training set (the live-block layout of `PairMapObjective`, shared by all sequences) or just the features of this one
 /// sequence, gathered from the co-occurrence index (`runGathered`). Then
 ///
-///     U[p,h,:]   = Σ_{i active at p} aQ_i(p) W_blk[i,h,:]      (~20 contiguous row updates per p)
+///     U[p,h,:]   = Σ_{i active at p} aQ_i(p) W_blk[i,h,:]      (~20 contiguous row updates per p,
+///                                                               run feature by feature)
 ///     S          = U · A_K^T + B                               (one GEMM over [T·heads, cols];
 ///                                                                A_K = dense [T, cols] key codes)
 ///     P̂(p,h,·)   = softmax over allowed s;   KL = Σ_s P (log P − log P̂)
@@ -44,6 +45,16 @@ final class PairMapKernel {
     }
 
     deinit { for b in [block, blockGrad, u, keyDense, scores, keyBias] { b.free() } }
+
+    /// The query codes' non-zeros (entry number and position) grouped by W_blk row, so that one
+    /// row's updates run back to back.
+    private func queryOrder(_ qs: UnsafeBufferPointer<Int>, _ qi: UnsafeBufferPointer<Int32>, _ t: Int) -> [(entry: Int32, position: Int32)] {
+        var out = [(entry: Int32, position: Int32, row: Int32)]()
+        out.reserveCapacity(qi.count)
+        for p in 0..<t { for e in qs[p]..<qs[p + 1] { out.append((Int32(e), Int32(p), qi[e])) } }
+        out.sort { ($0.row, $0.position) < ($1.row, $1.position) }
+        return out.map { ($0.entry, $0.position) }
+    }
 
     /// Per-sequence mode: gathers W_blk for this sequence's features from the per-entry map `w`,
     /// runs the pass, and scatters dW_blk back onto the per-entry gradient `grad`.
@@ -130,9 +141,11 @@ final class PairMapKernel {
                     for x in 0..<h { kb[x * t + s] += b * src[x] }
                 }
             }
-            // U[p] = Σ_i aQ_i(p) W_blk[i]
-            for p in 0..<t {
-                for e in qs[p]..<qs[p + 1] { BLAS.axpy(rowLen, qv[e], wl + Int(qi[e]) * rowLen, up + p * rowLen) }
+            // U[p] = Σ_i aQ_i(p) W_blk[i], feature by feature: a W_blk row is read from memory once
+            // per sequence and reused from cache for every position where its feature fires.
+            let order = queryOrder(qs, qi, t)
+            order.withUnsafeBufferPointer { ord in
+                for e in ord { BLAS.axpy(rowLen, qv[Int(e.entry)], wl + Int(qi[Int(e.entry)]) * rowLen, up + Int(e.position) * rowLen) }
             }
             // S = U · A_K^T for every (position, head) row at once: U is [T·heads, cols] row-major,
             // so all heads go through one GEMM. All key positions (the causal half is masked below).
@@ -159,8 +172,8 @@ final class PairMapKernel {
             guard let gl, uk > 0 else { return }
             // V = G · A_K into U's buffer; then dW_blk[i] += aQ_i(p) V[p].
             BLAS.gemm(m: t * h, n: uk, k: t, sc, lda: t, ak, ldb: uk, up, ldc: uk)
-            for p in 0..<t {
-                for e in qs[p]..<qs[p + 1] { BLAS.axpy(rowLen, qv[e], up + p * rowLen, gl + Int(qi[e]) * rowLen) }
+            order.withUnsafeBufferPointer { ord in
+                for e in ord { BLAS.axpy(rowLen, qv[Int(e.entry)], up + Int(e.position) * rowLen, gl + Int(qi[Int(e.entry)]) * rowLen) }
             }
         }}}}}}}
         return cross + plogp
