@@ -21,7 +21,7 @@ final class TranscoderTrainerTests: XCTestCase {
     func smallOptions() -> TrainingOptions {
         var o = PlantedRecoveryTests.plantedOptions()
         o.trainTokens = 8 * 8 * 30; o.heldOutSequences = 8; o.shuffleBlockSequences = 12
-        o.deadWindowTokens = 8 * 8 * 5; o.progressEverySteps = 1; o.l0Target = 2; o.penaltyWarmupSteps = 5
+        o.deadWindowTokens = 8 * 8 * 5; o.progressEverySteps = 1; o.l0Target = 2
         return o
     }
 

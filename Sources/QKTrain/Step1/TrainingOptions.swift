@@ -15,11 +15,10 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var queryActivation: TranscoderActivation = .relu
     public var keyActivation: TranscoderActivation = .relu
     public var objective = ObjectiveWeights()
-    /// When set (ReLU only), λ adapts each step after the penalty warm-up toward this mean L0 per
-    /// dictionary: multiplied by exp(rate·(L0 − target)/target) (capped at ±2% a step), so it rises
-    /// while codes are too dense and falls when too sparse.
+    /// When set (ReLU only), λ adapts each step toward this mean L0 per dictionary: multiplied by
+    /// exp(rate·(L0 − target)/target), so it rises while codes are too dense and falls when too sparse.
     public var l0Target: Double? = nil
-    public var l0AdaptRate: Double = 0.005
+    public var l0AdaptRate: Double = 0.01
     public var learningRate: Float = 1e-3
     public var warmupSteps: Int = 100
     public var schedule: LearningRateSchedule = .constant

@@ -148,13 +148,9 @@ public final class TranscoderTrainer {
             state.activityKey.record(r.codesK, tokenCount: state.tokensSeen)
             lastL0 = (r.codesQ.meanL0, r.codesK.meanL0)
 
-            // λ follows the L0 target only once the penalty is fully on (during its warm-up L0 is
-            // high by design, and chasing it there overshoots into a collapse that kills features).
-            // The step's change is capped at ±2%, so one noisy batch cannot swing it.
-            if let target = o.l0Target, state.step > o.penaltyWarmupSteps {
+            if let target = o.l0Target {
                 func adapt(_ l: inout Float, _ l0: Double) {
-                    let f = min(0.02, max(-0.02, o.l0AdaptRate * (l0 - target) / target))
-                    l = Float(min(10, max(1e-9, Double(l) * exp(f))))
+                    l = Float(min(10, max(1e-9, Double(l) * exp(o.l0AdaptRate * (l0 - target) / target))))
                 }
                 if o.queryActivation == .relu { adapt(&state.lambdaQuery, lastL0.0) }
                 if o.keyActivation == .relu { adapt(&state.lambdaKey, lastL0.1) }
