@@ -221,7 +221,8 @@ def run_qkdb(m, d, queries, args):
     evict(coo)
     t = time.perf_counter()
     out = subprocess.run([QKDB, "import-pairs", "--store", store, "--name", "bench", "--coo", coo] +
-                         (["--chunk-nnz", str(args.chunk)] if args.chunk else []), capture_output=True, text=True)
+                         (["--chunk-nnz", str(args.chunk)] if args.chunk else []) +
+                         (["--key-chunk-nnz", str(args.key_chunk)] if args.key_chunk else []), capture_output=True, text=True)
     write_s = time.perf_counter() - t
     if out.returncode: sys.exit(out.stderr)
     res = {"bytes": size_of(store), "write_s": write_s}
@@ -274,6 +275,7 @@ def main():
     ap.add_argument("--work", default="/tmp/qkdb-store-bench")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--chunk", type=int, default=0, help="qkdb --chunk-nnz (0 = default)")
+    ap.add_argument("--key-chunk", type=int, default=0, help="qkdb --key-chunk-nnz (0 = default)")
     ap.add_argument("--peers", default="sqlite,parquet,duckdb,tiledb,npz")
     args = ap.parse_args()
     if not os.access(QKDB, os.X_OK):
