@@ -111,11 +111,11 @@ extension Store {
         do {
             for row in try Row.fetchAll(db, sql: "SELECT name, shape, checksum, data FROM tensors WHERE run_id = ?", arguments: [run]) {
                 report.tensors += 1
-                do { _ = try decodeTensor(row, run: run, name: row["name"]) } catch { report.problems.append("\(error)") }
+                do { _ = try decodeTensor(row, run: run, name: (try? row.required("name", path) as String) ?? "?") } catch { report.problems.append("\(error)") }
             }
             for row in try Row.fetchAll(db, sql: "SELECT id, n_tokens, checksum, tokens FROM sequences WHERE run_id = ?", arguments: [run]) {
                 report.sequences += 1
-                do { _ = try decodeSequence(row, run: run, id: row["id"]) } catch { report.problems.append("\(error)") }
+                do { _ = try decodeSequence(row, run: run, id: (try? row.required("id", path) as Int) ?? -1) } catch { report.problems.append("\(error)") }
             }
         } catch {
             report.problems.append("\(Store.wrap(error, path: path))")
