@@ -50,12 +50,7 @@ extension Store {
     func chunks(run: Int64, side: FeatureSide, head: Int, lead: Int, _ db: Database) throws -> [PairChunkRecord] {
         // Common case in one statement: the first chunk whose zone reaches `lead`. Only when the
         // row runs to that chunk's end (it may continue) does the general scan below run.
-        let first = try db.cachedStatement(sql: """
-            SELECT \(Store.chunkColumns) FROM pair_chunks
-            WHERE run_id = ? AND ordering = ? AND head = ? AND last_lead >= ? ORDER BY last_lead, first_lead LIMIT 1
-            """)
-        guard let row = try Row.fetchOne(first, arguments: [run, side.ordering, head, lead]) else { return [] }
-        let record = try chunkRecord(row, run: run)
+        guard let record = try firstChunk(run: run, side: side, head: head, lead: lead, db) else { return [] }
         if record.firstLead > lead { return [] }
         if record.lastLead > lead { return [record] }
         let zone = try db.cachedStatement(sql: """
