@@ -34,9 +34,13 @@ public final class Store: @unchecked Sendable {
         config.readonly = mode == .readOnly
         config.busyMode = .timeout(10)
         config.foreignKeysEnabled = true
-        // A page cache big enough for a working set of chunks, so warm queries do not re-read pages.
-        config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA cache_size = -65536")
+        // Readers get a page cache big enough for a working set of chunks, so warm queries do not
+        // re-read pages; writers keep SQLite's small default, so a long write spills into the WAL
+        // as it goes instead of holding everything until commit.
+        if mode == .readOnly {
+            config.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA cache_size = -65536")
+            }
         }
         do {
             dbQueue = try DatabaseQueue(path: path, configuration: config)
