@@ -37,19 +37,25 @@ enum HTML {
         return "rgb(\(r),\(g),255)"
     }
 
-    /// Orange highlight with opacity proportional to v in [0, 1].
-    static func orange(_ v: Float) -> String { String(format: "rgba(255,140,0,%.2f)", max(0, min(1, v))) }
 
-    /// An n×n heatmap of a `[n, n]` row-major block as SVG; cells under 0.005 are left white.
+    /// An n×n heatmap of a `[n, n]` row-major block as SVG. Values are quantised to 16 shades and
+    /// each shade is one `<path>` of unit squares (a rect per cell made pages of megabytes);
+    /// cells under 0.005 are left white.
     static func heatmap(_ values: UnsafeBufferPointer<Float>, rowStride: Int, n: Int, cell: Int, label: String) -> String {
         let size = n * cell
-        var svg = "<svg class=\"heatmap\" width=\"\(size)\" height=\"\(size)\" viewBox=\"0 0 \(size) \(size)\" role=\"img\" aria-label=\"\(escape(label))\"><rect width=\"\(size)\" height=\"\(size)\" fill=\"#fff\" stroke=\"#ccc\"/>"
+        let levels = 16
+        var paths = [String](repeating: "", count: levels)
         for r in 0..<n {
             for c in 0..<n {
                 let v = values[r * rowStride + c]
                 guard v >= 0.005 else { continue }
-                svg += "<rect x=\"\(c * cell)\" y=\"\(r * cell)\" width=\"\(cell)\" height=\"\(cell)\" fill=\"\(blue(v.squareRoot()))\"/>"
+                let level = min(levels - 1, Int(v.squareRoot() * Float(levels)))
+                paths[level] += "M\(c) \(r)h1v1h-1z"
             }
+        }
+        var svg = "<svg class=\"heatmap\" width=\"\(size)\" height=\"\(size)\" viewBox=\"0 0 \(n) \(n)\" shape-rendering=\"crispEdges\" role=\"img\" aria-label=\"\(escape(label))\"><rect width=\"\(n)\" height=\"\(n)\" fill=\"#fff\"/>"
+        for (level, d) in paths.enumerated() where !d.isEmpty {
+            svg += "<path fill=\"\(blue((Float(level) + 0.5) / Float(levels)))\" d=\"\(d)\"/>"
         }
         return svg + "</svg>"
     }
@@ -82,6 +88,11 @@ enum HTML {
     .triple { display: flex; gap: 4px; } .triple figure { margin: 0; } figcaption { font-size: 11px; color: #555; }
     .example { font-family: monospace; white-space: pre-wrap; margin: 3px 0; font-size: 13px; }
     .tok { border-radius: 2px; } .fire { outline: 2px solid #c0392b; }
+    .a0 { background: transparent; } .a1 { background: rgba(255,140,0,.1); } .a2 { background: rgba(255,140,0,.2); }
+    .a3 { background: rgba(255,140,0,.3); } .a4 { background: rgba(255,140,0,.4); } .a5 { background: rgba(255,140,0,.5); }
+    .a6 { background: rgba(255,140,0,.6); } .a7 { background: rgba(255,140,0,.7); } .a8 { background: rgba(255,140,0,.8); }
+    .a9 { background: rgba(255,140,0,.9); } .a10 { background: rgba(255,140,0,1); }
+    svg.heatmap { border: 1px solid #ccc; }
     .act { display: inline-block; width: 70px; color: #666; }
     #search { font-size: 14px; padding: 4px; } .neg { color: #c0392b; } .pos { color: #1e8449; }
     """

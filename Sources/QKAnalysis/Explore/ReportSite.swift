@@ -141,7 +141,7 @@ public struct ReportSite {
         body += "<table id=\"run\"><tr><th>model</th><td>\(HTML.escape(info.spec.model ?? ""))</td></tr>"
         body += "<tr><th>layer</th><td>\(info.spec.layer.map(String.init) ?? "")</td></tr><tr><th>heads</th><td>\(info.spec.nHead)</td></tr>"
         body += "<tr><th>d_query × d_key</th><td>\(info.spec.dQuery) × \(info.spec.dKey)</td></tr><tr><th>status</th><td>\(HTML.escape(info.spec.status))</td></tr>"
-        body += "<tr><th>pairs</th><td>\(info.pairMap.map { String($0.count) } ?? "none")</td></tr></table>"
+        body += "<tr><th>pairs</th><td>\(info.pairMap.map { String($0.nnz) } ?? "none")</td></tr></table>"
         body += "<h2>Metrics</h2><table id=\"metrics\"><tr><th>metric</th><th>value</th></tr>"
         for (key, value) in ReportSite.flatten(info.spec.metrics) {
             body += "<tr data-metric=\"\(HTML.escape(key))\"><th>\(HTML.escape(key))</th><td class=\"num\">\(HTML.escape(value))</td></tr>"
@@ -159,7 +159,7 @@ public struct ReportSite {
             } else if let a = v as? [Any] {
                 for (n, x) in a.enumerated() { walk(x, "\(path)[\(n)]") }
             } else if let n = v as? NSNumber {
-                out.append((path, CFGetTypeID(n) == CFBooleanGetTypeID() ? (n.boolValue ? "true" : "false") : "\(n)"))
+                out.append((path, "\(n)"))
             } else if let s = v as? String {
                 out.append((path, s))
             } else {
@@ -272,8 +272,11 @@ public struct ReportSite {
             body += "<div class=\"example\"><span class=\"act\">\(String(format: "%.3f", e.activation))</span>"
             for (n, p) in e.tokens.enumerated() {
                 let a = e.values?[n] ?? (n == e.firing ? e.activation : 0)
-                let cls = n == e.firing ? "tok fire" : "tok"
-                body += "<span class=\"\(cls)\" style=\"background:\(HTML.orange(a / top))\" title=\"\(String(format: "%.3f", a))\">\(HTML.escape(TokenText.render(p, first: n == 0, wordPiece: wordPiece)))</span>"
+                // Shade classes a0…a10 (stylesheet) keep pages small; the value is in the tooltip.
+                let level = max(0, min(10, Int((a / top * 10).rounded())))
+                let cls = "tok a\(level)" + (n == e.firing ? " fire" : "")
+                let title = a > 0 ? " title=\"\(String(format: "%.3f", a))\"" : ""
+                body += "<span class=\"\(cls)\"\(title)>\(HTML.escape(TokenText.render(p, first: n == 0, wordPiece: wordPiece)))</span>"
             }
             body += "</div>"
         }
