@@ -22,6 +22,7 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Source (key) position: index or token text.") var src: String?
     @Option(help: "Pairs to show on each sign.") var top: Int = 8
     @Option(help: "table or json.") var format: StoreOutputFormat = .table
+    @Flag(help: "Print to stderr how long loading and explaining took.") var timing = false
 
     func validate() throws {
         guard top >= 1 else { throw ValidationError("--top must be at least 1") }
@@ -29,8 +30,10 @@ struct ExplainCommand: ParsableCommand {
     }
 
     func run() throws {
+        let started = Date()
         let store = try Store(path: location.store)
         let explored = try ExploredRun.open(store: store, run: runID)
+        let loaded = Date()
         let tokens = explored.explainer.tokens(for: text, bos: explored.options.bos)
         let pieces = tokens.map { explored.model.tokenizer.tokenString($0) }
         let p = try PositionArgument.resolve(dest, in: pieces, what: "--dest")
@@ -47,6 +50,11 @@ struct ExplainCommand: ParsableCommand {
         }
         let text = format == .json ? ExplainText.json(e, chosen, top: top) : ExplainText.table(e, chosen, top: top)
         printOut(text)
+        if timing {
+            let now = Date()
+            FileHandle.standardError.write(Data(String(format: "explain: load %.3f s, explain %.3f s\n",
+                                                       loaded.timeIntervalSince(started), now.timeIntervalSince(loaded)).utf8))
+        }
     }
 }
 
