@@ -25,8 +25,8 @@ struct ExplainCommand: ParsableCommand {
     @Flag(help: "Print to stderr how long loading and explaining took.") var timing = false
 
     func validate() throws {
-        guard top >= 1 else { throw ValidationError("--top must be at least 1") }
-        guard format != .csv else { throw ValidationError("--format must be table or json") }
+        guard top >= 1 else { throw PipelineError("--top must be at least 1") }
+        guard format != .csv else { throw PipelineError("--format must be table or json") }
     }
 
     func run() throws {
@@ -42,7 +42,7 @@ struct ExplainCommand: ParsableCommand {
         if let src {
             let s = try PositionArgument.resolve(src, in: pieces, what: "--src")
             guard let found = e.scores.first(where: { $0.src == s }) else {
-                throw ValidationError("--src \(s) is after --dest \(p): a causal model's position \(p) cannot attend to it")
+                throw PipelineError("--src \(s) is after --dest \(p): a causal model's position \(p) cannot attend to it")
             }
             chosen = found
         } else {
@@ -62,12 +62,12 @@ struct ExplainCommand: ParsableCommand {
 enum PositionArgument {
     static func resolve(_ arg: String, in pieces: [String], what: String) throws -> Int {
         if let n = Int(arg) {
-            guard n >= 0, n < pieces.count else { throw ValidationError("\(what) \(n) is outside the prompt's \(pieces.count) tokens") }
+            guard n >= 0, n < pieces.count else { throw PipelineError("\(what) \(n) is outside the prompt's \(pieces.count) tokens") }
             return n
         }
         let want = normalise(arg)
         if let n = pieces.firstIndex(where: { normalise($0) == want }) { return n }
-        throw ValidationError("\(what) \"\(arg)\" is not a token of the prompt (tokens: \(pieces.map { "\"\($0)\"" }.joined(separator: " ")))")
+        throw PipelineError("\(what) \"\(arg)\" is not a token of the prompt (tokens: \(pieces.map { "\"\($0)\"" }.joined(separator: " ")))")
     }
 
     static func normalise(_ s: String) -> String {
@@ -93,18 +93,20 @@ enum ExplainText {
         split.rows = [[.text("true score"), .float(c.trueScore)],
                       [.text("reconstructed (transcoders)"), .float(c.reconstructedScore)],
                       [.text("pruned map (step 2)"), .init(c.prunedScore.isNaN ? nil : c.prunedScore)],
-                      [.text("= \(shownPos.count) top positive pairs"), .double(shownPos.reduce(0.0) { $0 + Double($1.contribution) })],
-                      [.text("+ \(shownNeg.count) top negative pairs"), .double(shownNeg.reduce(0.0) { $0 + Double($1.contribution) })],
-                      [.text("+ \(c.pairs.count - shownPos.count - shownNeg.count) other pairs"), .double(rest)],
+                      [.text("= \(shownPos.count) top positive pairs"), .float(Float(shownPos.reduce(0.0) { $0 + Double($1.contribution) }))],
+                      [.text("+ \(shownNeg.count) top negative pairs"), .float(Float(shownNeg.reduce(0.0) { $0 + Double($1.contribution) }))],
+                      [.text("+ \(c.pairs.count - shownPos.count - shownNeg.count) other pairs"), .float(Float(rest))],
                       [.text("+ query-bias term"), .float(c.queryBias)],
                       [.text("+ key-bias term (constant along the row without RoPE)"), .float(c.keyBias)],
                       [.text("+ error (true − reconstructed)"), .float(c.error)]]
         out += split.render(.table) + "\n"
         for (title, rows) in [("positive pairs", Array(shownPos)), ("negative (inhibitory) pairs", Array(shownNeg))] {
-            var t = ResultTable(headers: ["query_feature", "key_feature", "a_query", "a_key", "contribution", "share", "in_pruned_map"])
+            // share: of the total |contribution| of all pairs, so it stays meaningful when the score is near 0.
+        let mass = max(1e-12, c.pairs.reduce(0.0) { $0 + abs(Double($1.contribution)) })
+        var t = ResultTable(headers: ["query_feature", "key_feature", "a_query", "a_key", "contribution", "share_of_|pairs|", "in_pruned_map"])
             t.rows = rows.map { r in
                 [.int(r.queryFeature), .int(r.keyFeature), .float(r.queryActivation), .float(r.keyActivation), .float(r.contribution),
-                 .text(String(format: "%.1f%%", 100 * Double(r.contribution) / max(1e-9, Double(abs(c.trueScore))))),
+                 .text(String(format: "%.1f%%", 100 * Double(r.contribution) / mass)),
                  .text(r.mask.map { String(format: "yes (mask %.3f)", $0) } ?? "no")]
             }
             out += "\(title):\n" + (rows.isEmpty ? "(none)\n" : t.render(.table)) + "\n"

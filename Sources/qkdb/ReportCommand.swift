@@ -14,7 +14,7 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "Positions of each heatmap prompt shown.") var heatmapTokens: Int = 32
 
     func validate() throws {
-        guard prompts >= 1, heatmapTokens >= 2 else { throw ValidationError("--prompts must be ≥ 1 and --heatmap-tokens ≥ 2") }
+        guard prompts >= 1, heatmapTokens >= 2 else { throw PipelineError("--prompts must be ≥ 1 and --heatmap-tokens ≥ 2") }
     }
 
     func run() throws {

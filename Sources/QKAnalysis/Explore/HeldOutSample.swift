@@ -39,8 +39,11 @@ public struct ExploredRun: Sendable {
         var out: [[Int32]] = []
         var id = 0
         while out.count < limit {
-            guard let s = try? store.sequence(run: run, id: id) else { break }
-            out.append(s); id += 1
+            do {
+                out.append(try store.sequence(run: run, id: id)); id += 1
+            } catch let e as StoreError where e.description.contains("has no sequence") {
+                break  // ids are dense from 0: the first missing one ends the sample
+            }
         }
         return out
     }
