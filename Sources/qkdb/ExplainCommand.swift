@@ -107,7 +107,7 @@ enum ExplainText {
             t.rows = rows.map { r in
                 [.int(r.queryFeature), .int(r.keyFeature), .float(r.queryActivation), .float(r.keyActivation), .float(r.contribution),
                  .text(String(format: "%.1f%%", 100 * Double(r.contribution) / mass)),
-                 .text(r.mask.map { String(format: "yes (mask %.3f)", $0) } ?? "no")]
+                 .text(r.storedValue.map { String(format: "yes (value %.4g)", $0) } ?? "no")]
             }
             out += "\(title):\n" + (rows.isEmpty ? "(none)\n" : t.render(.table)) + "\n"
         }
@@ -126,7 +126,7 @@ enum ExplainText {
     static func json(_ e: PromptExplanation, _ c: ScoreExplanation, top: Int) -> String {
         func pairs(_ rows: [PairContribution]) -> String {
             "[" + rows.map { r in
-                "{\"query_feature\": \(r.queryFeature), \"key_feature\": \(r.keyFeature), \"a_query\": \(ResultTable.Cell.float(r.queryActivation).jsonText), \"a_key\": \(ResultTable.Cell.float(r.keyActivation).jsonText), \"contribution\": \(ResultTable.Cell.float(r.contribution).jsonText), \"mask\": \(ResultTable.Cell(r.mask).jsonText)}"
+                "{\"query_feature\": \(r.queryFeature), \"key_feature\": \(r.keyFeature), \"a_query\": \(ResultTable.Cell.float(r.queryActivation).jsonText), \"a_key\": \(ResultTable.Cell.float(r.keyActivation).jsonText), \"contribution\": \(ResultTable.Cell.float(r.contribution).jsonText), \"stored_value\": \(ResultTable.Cell(r.storedValue).jsonText)}"
             }.joined(separator: ", ") + "]"
         }
         func floats(_ v: [Float]) -> String { "[" + v.map { ResultTable.Cell.float($0).jsonText }.joined(separator: ", ") + "]" }

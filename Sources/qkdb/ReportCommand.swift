@@ -19,11 +19,13 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         let store = try Store(path: location.store)
-        let explored = try ExploredRun.open(store: store, run: runID)
         var site = ReportSite()
         site.prompts = prompts; site.heatmapTokens = heatmapTokens
         let bar = FileHandle.standardError
-        let s = try site.write(store: store, explored: explored, to: out) { bar.write(Data("report: \($0)…\n".utf8)) }
+        let started = Date()
+        let s = try site.write(store: store, run: runID, to: out) {
+            bar.write(Data(String(format: "report: %6.1f s  %@…\n", Date().timeIntervalSince(started), $0).utf8))
+        }
         print("wrote \(out)/index.html (\(s.featurePages) feature pages) in \(String(format: "%.1f", s.seconds)) s")
     }
 }

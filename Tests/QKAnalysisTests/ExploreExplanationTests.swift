@@ -22,10 +22,9 @@ final class ExploreExplanationTests: XCTestCase {
     /// A pruned map holding a random third of all pairs at their decoder value × a random mask,
     /// and the key-bias term B, as step 2 would store them.
     static func scorer(query: Transcoder, key: Transcoder, config c: ModelConfig, seed: UInt64) throws
-        -> (PairMapScorer, [(head: Int, query: Int, key: Int, mask: Float)]) {
+        -> PairMapScorer {
         var rng = SplitMix64(seed: seed)
         var h: [Int32] = [], qf: [Int32] = [], kf: [Int32] = [], v: [Float] = []
-        var masks: [(head: Int, query: Int, key: Int, mask: Float)] = []
         let dh = c.dHead, scale = 1 / Float(dh).squareRoot()
         for head in 0..<c.nHead {
             let g = c.kvHead(of: head)
@@ -35,7 +34,6 @@ final class ExploreExplanationTests: XCTestCase {
                     for d in 0..<dh { m += query.wDec[i, head * dh + d] * key.wDec[j, g * dh + d] }
                     let mask = Float.random(in: 0.2...1, using: &rng)
                     h.append(Int32(head)); qf.append(Int32(i)); kf.append(Int32(j)); v.append(m * scale * mask)
-                    masks.append((head, i, j, mask))
                 }
             }
         }
@@ -47,8 +45,8 @@ final class ExploreExplanationTests: XCTestCase {
                 bias[head * key.dHidden + j] = s * scale
             }
         }
-        return (try PairMapScorer(nHead: c.nHead, dQuery: query.dHidden, dKey: key.dHidden, head: h, queryFeature: qf,
-                                  keyFeature: kf, value: v, keyBias: bias), masks)
+        return try PairMapScorer(nHead: c.nHead, dQuery: query.dHidden, dKey: key.dHidden, head: h, queryFeature: qf,
+                                 keyFeature: kf, value: v, keyBias: bias)
     }
 
     func check(modelPath: String, layer: Int, text: String, dHidden: Int = 24, file: StaticString = #filePath, line: UInt = #line) throws {
@@ -56,8 +54,8 @@ final class ExploreExplanationTests: XCTestCase {
         let c = model.config
         let query = Self.transcoder(dIn: c.dModel, dHidden: dHidden, dOut: c.nHead * c.dHead, seed: 1)
         let key = Self.transcoder(dIn: c.dModel, dHidden: dHidden, dOut: c.nKVHead * c.dHead, seed: 2)
-        let (scorer, masks) = try Self.scorer(query: query, key: key, config: c, seed: 3)
-        let explainer = try Explainer(model: model, layer: layer, query: query, key: key, scorer: scorer, masks: masks)
+        let scorer = try Self.scorer(query: query, key: key, config: c, seed: 3)
+        let explainer = try Explainer(model: model, layer: layer, query: query, key: key, scorer: scorer)
         let tokens = explainer.tokens(for: text, bos: true)
         XCTAssertGreaterThan(tokens.count, 4, file: file, line: line)
         let capture = try model.capture(TokenBatch(sequences: [tokens]), layer: layer)
@@ -78,7 +76,7 @@ final class ExploreExplanationTests: XCTestCase {
                     checkedPairs += s.pairs.count
                     trueScores[s.src] = s.trueScore
                     // The pruned map's score: kept pairs at their stored value (= decoder value × mask) + B.
-                    let keptSum = s.pairs.reduce(0.0) { $0 + Double($1.contribution * ($1.mask ?? 0)) }
+                    let keptSum = s.pairs.reduce(0.0) { $0 + Double($1.queryActivation * $1.keyActivation * ($1.storedValue ?? 0)) }
                     if c.ropeTheta == nil {
                         XCTAssertEqual(keptSum + Double(s.queryBias), Double(s.prunedScore), accuracy: tol, file: file, line: line)
                     }

@@ -17,22 +17,14 @@ public struct Explainer: Sendable {
     public let query: Transcoder
     public let key: Transcoder
     public let scorer: PairMapScorer?
-    /// Mask value per (head, query feature, key feature) in the pruned map.
-    let maskOf: [Int64: Float]
 
-    public init(model: any TransformerModel, layer: Int, query: Transcoder, key: Transcoder, scorer: PairMapScorer?,
-                masks: [(head: Int, query: Int, key: Int, mask: Float)] = []) throws {
+    public init(model: any TransformerModel, layer: Int, query: Transcoder, key: Transcoder, scorer: PairMapScorer?) throws {
         let c = model.config
         guard query.dOut == c.nHead * c.dHead, key.dOut == c.nKVHead * c.dHead else {
             throw PipelineError("transcoders write \(query.dOut)/\(key.dOut) values; layer \(layer) of \(model.source) has q \(c.nHead)×\(c.dHead), k \(c.nKVHead)×\(c.dHead)")
         }
         self.model = model; self.layer = layer; self.query = query; self.key = key; self.scorer = scorer
-        var m: [Int64: Float] = [:]
-        for e in masks { m[Explainer.pairKey(e.head, e.query, e.key)] = e.mask }
-        maskOf = m
     }
-
-    static func pairKey(_ h: Int, _ i: Int, _ j: Int) -> Int64 { Int64(h) << 48 | Int64(i) << 24 | Int64(j) }
 
     /// The model's input for a prompt: the same start/end tokens the run's sequences have.
     public func tokens(for text: String, bos: Bool) -> [Int32] {
@@ -74,6 +66,12 @@ public struct Explainer: Sendable {
         let qFeatures = Array(qRow.indices), qActs = Array(qRow.values)
         let qVectors = qFeatures.map { rotated(slice(query.wDec, row: Int($0), offset: head * dh), at: dest) }
         let qBias = rotated(Array(query.bDec.data[(head * dh)..<((head + 1) * dh)]), at: dest)
+        // The pruned map's row of each active query feature, as key feature → stored value.
+        let stored: [[Int32: Float]] = qFeatures.map { i in
+            guard let scorer else { return [:] }
+            let row = scorer.pairs(head: head, queryFeature: Int(i))
+            return Dictionary(zip(row.keys, row.values), uniquingKeysWith: { a, _ in a })
+        }
         var qHat = qBias
         for (n, v) in qVectors.enumerated() { for e in 0..<dh { qHat[e] += qActs[n] * v[e] } }
 
@@ -100,7 +98,7 @@ public struct Explainer: Sendable {
                 for (n, i) in qFeatures.enumerated() {
                     let v = qActs[n] * b * dot(qVectors[n], kv) * scale
                     pairs.append(PairContribution(queryFeature: Int(i), keyFeature: Int(j), queryActivation: qActs[n], keyActivation: b,
-                                                  contribution: v, mask: maskOf[Explainer.pairKey(head, Int(i), Int(j))]))
+                                                  contribution: v, storedValue: stored[n][j]))
                 }
             }
             pairs.sort { (abs($0.contribution), -$0.queryFeature, -$0.keyFeature) > (abs($1.contribution), -$1.queryFeature, -$1.keyFeature) }

@@ -14,7 +14,10 @@ public struct ExploredRun: Sendable {
     public let model: any TransformerModel
     public let explainer: Explainer
 
-    public static func open(store: Store, run: Int64, model loaded: (any TransformerModel)? = nil) throws -> ExploredRun {
+    /// - Parameter visitPairs: sees every stored pair during the one pass that builds the scorer
+    ///   (the report gathers its top lists there instead of reading millions of pairs twice).
+    public static func open(store: Store, run: Int64, model loaded: (any TransformerModel)? = nil,
+                            visitPairs: ((PairRow) -> Void)? = nil) throws -> ExploredRun {
         let info = try store.run(run)
         guard info.spec.kind == .trained else {
             throw PipelineError("run \(run) is \(info.spec.kind.rawValue), not trained by qkdb: it has no dictionaries to explore")
@@ -23,14 +26,18 @@ public struct ExploredRun: Sendable {
         let model = try loaded ?? loadModel(path: options.model)
         let (query, key) = try MaskStage.loadTranscoders(run: run, options: options, store: store)
         var scorer: PairMapScorer? = nil
-        var masks: [(head: Int, query: Int, key: Int, mask: Float)] = []
         if info.pairMap != nil {
-            scorer = try EvalStage.loadScorer(run: run, store: store, nHead: model.config.nHead, dQuery: query.dHidden, dKey: key.dHidden)
+            // One pass over the map: the scorer's COO arrays, and whatever the caller gathers.
+            var head: [Int32] = [], qf: [Int32] = [], kf: [Int32] = [], value: [Float] = []
             try store.forEachPair(run: run) { row in
-                masks.append((row.head, row.queryFeature, row.keyFeature, row.mask ?? 1))
+                head.append(Int32(row.head)); qf.append(Int32(row.queryFeature)); kf.append(Int32(row.keyFeature)); value.append(row.value)
+                visitPairs?(row)
             }
+            let bias = try store.tensor(run: run, name: "pairmap.key_bias")
+            scorer = try PairMapScorer(nHead: model.config.nHead, dQuery: query.dHidden, dKey: key.dHidden, head: head,
+                                       queryFeature: qf, keyFeature: kf, value: value, keyBias: bias.values)
         }
-        let explainer = try Explainer(model: model, layer: options.layer, query: query, key: key, scorer: scorer, masks: masks)
+        let explainer = try Explainer(model: model, layer: options.layer, query: query, key: key, scorer: scorer)
         return ExploredRun(run: run, info: info, options: options, model: model, explainer: explainer)
     }
 

@@ -20,7 +20,9 @@ public struct ReportSite {
 
     public struct Summary: Sendable { public var featurePages: Int; public var seconds: Double }
 
-    public func write(store: Store, explored: ExploredRun, to out: String, progress: ((String) -> Void)? = nil) throws -> Summary {
+    /// Opens the run (model, transcoders, the pair map in one pass that also gathers the report's
+    /// top lists) and writes the site to `out`.
+    public func write(store: Store, run: Int64, to out: String, progress: ((String) -> Void)? = nil) throws -> Summary {
         let started = Date()
         let fm = FileManager.default
         let outURL = URL(fileURLWithPath: out)
@@ -28,7 +30,10 @@ public struct ReportSite {
         try? fm.removeItem(at: tmp)
         do {
             try fm.createDirectory(at: tmp.appendingPathComponent("features"), withIntermediateDirectories: true)
-            let pages = try writeAll(store: store, explored: explored, dir: tmp, progress: progress)
+            progress?("model, transcoders and pair map")
+            var tops = PairTops(nHead: try store.run(run).spec.nHead, perHead: pairsPerHead, perFeature: partnersPerHead)
+            let explored = try ExploredRun.open(store: store, run: run, visitPairs: { tops.add($0) })
+            let pages = try writeAll(store: store, explored: explored, tops: tops, dir: tmp, progress: progress)
             if fm.fileExists(atPath: out) {
                 guard fm.fileExists(atPath: outURL.appendingPathComponent("index.html").path) || ((try? fm.contentsOfDirectory(atPath: out))?.isEmpty ?? false) else {
                     throw PipelineError("report: \(out) exists and is not a qkdb report; refusing to replace it")
@@ -43,7 +48,7 @@ public struct ReportSite {
         }
     }
 
-    func writeAll(store: Store, explored: ExploredRun, dir: URL, progress: ((String) -> Void)?) throws -> Int {
+    func writeAll(store: Store, explored: ExploredRun, tops: PairTops, dir: URL, progress: ((String) -> Void)?) throws -> Int {
         let run = explored.run, info = explored.info, cfg = explored.model.config
         func put(_ name: String, _ text: String) throws {
             try Data(text.utf8).write(to: dir.appendingPathComponent(name))
@@ -64,19 +69,21 @@ public struct ReportSite {
         progress?("patterns")
         try put("heatmaps.html", HTML.page(title: "patterns", root: "", body: try heatmapBody(explored, sequences: sequences, vocab: vocab, wordPiece: wordPiece)))
 
-        progress?("pairs")
-        // One pass over the map: top pairs per head, and top partners per (feature, head) for both sides.
-        var perHead = [[PairRow]](repeating: [], count: cfg.nHead)
-        var qPartners: [Int: [PairRow]] = [:], kPartners: [Int: [PairRow]] = [:]
-        if info.pairMap != nil {
-            try store.forEachPair(run: run) { row in
-                ReportSite.keepTop(&perHead[row.head], row, pairsPerHead)
-                ReportSite.keepTop(&qPartners[row.queryFeature, default: []], row, partnersPerHead * cfg.nHead)
-                ReportSite.keepTop(&kPartners[row.keyFeature, default: []], row, partnersPerHead * cfg.nHead)
-            }
-        }
+        let perHead = tops.heads.map(\.sorted)
+        let qPartners = tops.queryPartners.mapValues { $0.flatMap(\.sorted) }
+        let kPartners = tops.keyPartners.mapValues { $0.flatMap(\.sorted) }
         try put("heads.html", HTML.page(title: "heads", root: "", body: headsBody(perHead, hasMap: info.pairMap != nil)))
-        let sinks = info.pairMap == nil ? [] : try store.sinks(run: run)
+        // Sinks as `qkdb sinks` ranks them (bos_fraction ≥ 0.9, by the importance their pairs carry),
+        // from the totals gathered in the pair pass rather than a second read of the map.
+        var sinks: [ReportSink] = []
+        for f in try store.features(run: run, side: .key) {
+            guard let bos = f.bosFraction, bos >= 0.9, let totals = tops.keyImportance[f.index] else { continue }
+            let heads = (0..<cfg.nHead).filter { totals[$0] > 0 }.map { h in
+                (head: h, importance: totals[h], queries: (tops.keyPartners[f.index]?[h].sorted ?? []).map(\.queryFeature))
+            }
+            sinks.append(ReportSink(keyFeature: f.index, bosFraction: bos, density: f.density, totalImportance: totals.reduce(0, +), heads: heads))
+        }
+        sinks.sort { ($0.totalImportance, -$0.keyFeature) > ($1.totalImportance, -$1.keyFeature) }
         try put("sinks.html", HTML.page(title: "sinks", root: "", body: sinksBody(sinks)))
 
         progress?("feature pages")
@@ -95,7 +102,7 @@ public struct ReportSite {
                                                 top: 0, nHead: cfg.nHead, hasPairMap: false, sequenceCache: &cache)
                 view.histogram = hist[f]
                 let all = (side == .query ? qPartners[f] : kPartners[f]) ?? []
-                view.partners = ReportSite.partnersByHead(all, nHead: cfg.nHead, top: partnersPerHead)
+                view.partners = all
                 for n in view.examples.indices {
                     let e = view.examples[n]
                     guard e.sequenceID < sideCodes.count else { continue }
@@ -109,22 +116,6 @@ public struct ReportSite {
         }
         try put("features.html", HTML.page(title: "features", root: "", body: featureIndexBody(live, qHist: qHist, kHist: kHist)))
         return pages
-    }
-
-    static func keepTop(_ list: inout [PairRow], _ row: PairRow, _ k: Int) {
-        let imp = row.importance ?? abs(row.value)
-        if list.count < k { list.append(row); return }
-        guard let weakest = list.indices.min(by: { (list[$0].importance ?? abs(list[$0].value)) < (list[$1].importance ?? abs(list[$1].value)) }),
-              (list[weakest].importance ?? abs(list[weakest].value)) < imp else { return }
-        list[weakest] = row
-    }
-
-    static func partnersByHead(_ rows: [PairRow], nHead: Int, top: Int) -> [PairRow] {
-        var out: [PairRow] = []
-        for h in 0..<nHead {
-            out += rows.filter { $0.head == h }.sorted { ($0.importance ?? abs($0.value)) > ($1.importance ?? abs($1.value)) }.prefix(top)
-        }
-        return out
     }
 
     static func activation(_ a: SparseActivations, row: Int, feature: Int) -> Float {
@@ -211,20 +202,20 @@ public struct ReportSite {
         guard hasMap else { return "<h1>Heads</h1><p>This run has no pair map yet.</p>" }
         var body = "<h1>Top pairs per head (by importance)</h1>"
         for (h, rows) in perHead.enumerated() {
-            let sorted = rows.sorted { ($0.importance ?? abs($0.value)) > ($1.importance ?? abs($1.value)) }
-            body += "<section class=\"head\" id=\"head-\(h)\"><h2>head \(h)</h2>" + pairRows(sorted, link: true, root: "") + "</section>"
+            body += "<section class=\"head\" id=\"head-\(h)\"><h2>head \(h)</h2>" + pairRows(rows, link: true, root: "") + "</section>"
         }
         return body
     }
 
-    func sinksBody(_ sinks: [SinkFeature]) -> String {
+    func sinksBody(_ sinks: [ReportSink]) -> String {
         var body = "<h1>Sink features</h1><p>Key features firing mostly on BOS/[CLS] that carry much attention importance.</p>"
         guard !sinks.isEmpty else { return body + "<p>No sink features found.</p>" }
-        body += "<table><tr><th>key feature</th><th>bos fraction</th><th>density</th><th>total importance</th><th>heads</th></tr>"
+        body += "<table><tr><th>key feature</th><th>bos fraction</th><th>density</th><th>total importance</th><th>strongest heads: top query features</th></tr>"
         for s in sinks {
             body += "<tr><td><a href=\"features/key-\(s.keyFeature).html\">k\(s.keyFeature)</a></td><td class=\"num\">\(NumberText.double(s.bosFraction))</td>"
             body += "<td class=\"num\">\(s.density.map(NumberText.double) ?? "")</td><td class=\"num\">\(NumberText.double(s.totalImportance))</td>"
-            body += "<td>\(s.heads.map { "\($0.head)" }.joined(separator: ", "))</td></tr>"
+            let strongest = s.heads.sorted { $0.importance > $1.importance }.prefix(4)
+            body += "<td>" + strongest.map { h in "\(h.head): " + h.queries.prefix(3).map { "<a href=\"features/query-\($0).html\">q\($0)</a>" }.joined(separator: " ") }.joined(separator: "; ") + "</td></tr>"
         }
         return body + "</table>"
     }
@@ -285,4 +276,69 @@ public struct ReportSite {
         body += v.partners.isEmpty ? "<p>No surviving pairs.</p>" : pairRows(v.partners, link: true, root: "../")
         return body
     }
+}
+
+/// The k strongest pairs (by importance, else |value|) seen so far. Most pairs of a large map do
+/// not beat the current weakest, so that test is O(1) and the O(k) rescan runs only on a swap.
+struct TopPairs {
+    let k: Int
+    var rows: [PairRow] = []
+    var weakest = 0
+    var weakestScore = -Float.infinity
+
+    init(k: Int) { self.k = k }
+
+    static func score(_ r: PairRow) -> Float { r.importance ?? abs(r.value) }
+
+    mutating func add(_ r: PairRow) {
+        let v = TopPairs.score(r)
+        if rows.count < k {
+            rows.append(r)
+            if rows.count == k { rescan() }
+            return
+        }
+        guard v > weakestScore else { return }
+        rows[weakest] = r
+        rescan()
+    }
+
+    mutating func rescan() {
+        weakest = 0; weakestScore = .infinity
+        for (n, r) in rows.enumerated() where TopPairs.score(r) < weakestScore { weakest = n; weakestScore = TopPairs.score(r) }
+    }
+
+    /// Strongest first.
+    var sorted: [PairRow] { rows.sorted { TopPairs.score($0) > TopPairs.score($1) } }
+}
+
+/// The report's top lists, gathered in one pass over the map: per head, and per (feature, head) on each side.
+struct PairTops {
+    var heads: [TopPairs]
+    var queryPartners: [Int: [TopPairs]] = [:]
+    var keyPartners: [Int: [TopPairs]] = [:]
+    /// Σ importance of the pairs into each key feature, per head (for the sinks table).
+    var keyImportance: [Int: [Double]] = [:]
+    let nHead: Int, perFeature: Int
+
+    init(nHead: Int, perHead: Int, perFeature: Int) {
+        self.nHead = nHead; self.perFeature = perFeature
+        heads = [TopPairs](repeating: TopPairs(k: perHead), count: nHead)
+    }
+
+    mutating func add(_ r: PairRow) {
+        guard r.head >= 0, r.head < nHead else { return }
+        heads[r.head].add(r)
+        queryPartners[r.queryFeature, default: [TopPairs](repeating: TopPairs(k: perFeature), count: nHead)][r.head].add(r)
+        keyPartners[r.keyFeature, default: [TopPairs](repeating: TopPairs(k: perFeature), count: nHead)][r.head].add(r)
+        keyImportance[r.keyFeature, default: [Double](repeating: 0, count: nHead)][r.head] += Double(r.importance ?? 0)
+    }
+}
+
+/// One row of the report's sinks table.
+struct ReportSink {
+    var keyFeature: Int
+    var bosFraction: Double
+    var density: Double?
+    var totalImportance: Double
+    var heads: [(head: Int, importance: Double, queries: [Int])]
 }

@@ -12,9 +12,9 @@ public struct PairContribution: Sendable, Equatable {
     public var keyActivation: Float
     /// aQ_i(p) · aK_j(s) · <W_decQ[i,h], W_decK[j,g(h)]> / sqrt(d_head) (RoPE applied at p and s).
     public var contribution: Float
-    /// The pair's mask value in the pruned map, or nil when step 2 pruned the pair away (or
-    /// never saw it co-fire).
-    public var mask: Float?
+    /// The pair's value in the pruned map (W = M·m, no RoPE), or nil when step 2 pruned the pair
+    /// away (or never saw it co-fire).
+    public var storedValue: Float?
 }
 
 /// The attention score of one head from destination p to source s, split exactly:
@@ -68,7 +68,7 @@ public struct PromptExplanation: Sendable {
             for p in e.pairs {
                 let key = Int64(p.queryFeature) << 32 | Int64(p.keyFeature)
                 var acc = pairs[key] ?? PairContribution(queryFeature: p.queryFeature, keyFeature: p.keyFeature,
-                                                         queryActivation: p.queryActivation, keyActivation: 0, contribution: 0, mask: p.mask)
+                                                         queryActivation: p.queryActivation, keyActivation: 0, contribution: 0, storedValue: p.storedValue)
                 acc.contribution += Float(w) * p.contribution
                 acc.keyActivation += Float(w) * p.keyActivation
                 pairs[key] = acc
