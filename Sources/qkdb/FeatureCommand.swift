@@ -38,38 +38,54 @@ struct FeatureCommand: ParsableCommand {
             let column = order?.column ?? (map.columns.contains(.importance) ? .importance : .value)
             pairs = pairTable(try store.pairs(run: runID, PairQuery(side: s, feature: index, top: top, order: column)), extraColumns: map.extraColumns)
         }
+        // Examples and the histogram need the run's sequences (and model): trained runs only.
+        let extras = info.spec.kind == .trained && format != .csv ? try loadExtras(store: store, info: info, side: s) : nil
         switch format {
         case .table:
             var text = statTable.render(.table) + (stats == nil ? "(no statistics stored for this feature)\n" : "") + "\n"
-            if info.spec.kind == .trained {
-                text += try examplesAndHistogram(store: store, info: info, side: s)
-            }
+            if let extras { text += examplesAndHistogram(extras.view, extras.histogram, wordPiece: info.spec.architecture == "bert") }
             text += "strongest partners on each head (by \((order?.column ?? (info.pairMap?.columns.contains(.importance) == true ? .importance : .value)).rawValue)):\n"
             printOut(text + (info.pairMap == nil ? "(run \(runID) has no pair map yet)\n" : pairs.render(.table)))
         case .csv:
             printOut(pairs.render(.csv))
         case .json:
-            printOut("{\"feature\": \(statTable.jsonObject(statTable.rows[0])), \"has_statistics\": \(stats != nil), \"pairs\": \(pairs.jsonArray())}\n")
+            var examples = "[]", histogram = "null"
+            if let extras {
+                examples = "[" + extras.view.examples.map { e in
+                    "{\"sequence_id\": \(e.sequenceID), \"position\": \(e.position), \"activation\": \(ResultTable.Cell.float(e.activation).jsonText), " +
+                    "\"tokens\": [\(e.tokens.map(ResultTable.jsonString).joined(separator: ", "))], \"firing_index\": \(e.firing)}"
+                }.joined(separator: ", ") + "]"
+                if let h = extras.histogram {
+                    histogram = "{\"max_value\": \(ResultTable.Cell.float(h.maxValue).jsonText), \"positions\": \(h.positions), \"counts\": [\(h.counts.map(String.init).joined(separator: ", "))]}"
+                }
+            }
+            printOut("{\"feature\": \(statTable.jsonObject(statTable.rows[0])), \"has_statistics\": \(stats != nil), \"examples\": \(examples), \"histogram\": \(histogram), \"pairs\": \(pairs.jsonArray())}\n")
         }
     }
 }
 
 extension FeatureCommand {
-    /// The examples block and the histogram block of the table view.
-    func examplesAndHistogram(store: Store, info: RunInfo, side s: FeatureSide) throws -> String {
+    /// The feature's examples (with context) and, unless `--no-histogram`, its activation histogram
+    /// over the stored held-out sequences (one forward pass of the run's model).
+    func loadExtras(store: Store, info: RunInfo, side s: FeatureSide) throws -> (view: FeatureView, histogram: ActivationHistogram?) {
         var cache: [Int: [Int32]] = [:]
         let view = try FeatureView.load(store: store, run: runID, side: s, index: index, vocabulary: try store.vocabulary(run: runID),
                                         window: window, top: 0, nHead: info.spec.nHead, hasPairMap: false, sequenceCache: &cache)
-        let wordPiece = info.spec.architecture == "bert"
+        guard !noHistogram else { return (view, nil) }
+        let explored = try ExploredRun.open(store: store, run: runID, loadPairMap: false)
+        let codes = try explored.codes(of: try explored.heldOutSequences(store: store))
+        let h = ActivationHistogram.perFeature(codes: s == .query ? codes.query : codes.key, width: s == .query ? info.spec.dQuery : info.spec.dKey)[index]
+        return (view, h)
+    }
+
+    /// The examples block and the histogram block of the table view.
+    func examplesAndHistogram(_ view: FeatureView, _ h: ActivationHistogram?, wordPiece: Bool) -> String {
         var text = "max-activating examples (held-out sequence:position, activation):\n"
         text += view.examples.isEmpty ? "(none stored)\n" : view.examples.map {
             String(format: "%5d:%-4d %8.3f  ", $0.sequenceID, $0.position, $0.activation) + TokenText.marked($0, wordPiece: wordPiece)
         }.joined(separator: "\n") + "\n"
         text += "\n"
-        if !noHistogram {
-            let explored = try ExploredRun.open(store: store, run: runID)
-            let codes = try explored.codes(of: try explored.heldOutSequences(store: store))
-            let h = ActivationHistogram.perFeature(codes: s == .query ? codes.query : codes.key, width: s == .query ? info.spec.dQuery : info.spec.dKey)[index]
+        if let h {
             text += "activation histogram over \(h.positions) held-out positions (fires on \(h.firing), density \(String(format: "%.4f", h.density))):\n"
             text += h.textChart() + "\n"
         }

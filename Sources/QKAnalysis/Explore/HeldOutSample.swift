@@ -14,10 +14,11 @@ public struct ExploredRun: Sendable {
     public let model: any TransformerModel
     public let explainer: Explainer
 
+    /// - Parameter loadPairMap: false when only the model and transcoders are needed (histograms).
     /// - Parameter visitPairs: sees every stored pair during the one pass that builds the scorer
     ///   (the report gathers its top lists there instead of reading millions of pairs twice).
     public static func open(store: Store, run: Int64, model loaded: (any TransformerModel)? = nil,
-                            visitPairs: ((PairRow) -> Void)? = nil) throws -> ExploredRun {
+                            loadPairMap: Bool = true, visitPairs: ((PairRow) -> Void)? = nil) throws -> ExploredRun {
         let info = try store.run(run)
         guard info.spec.kind == .trained else {
             throw PipelineError("run \(run) is \(info.spec.kind.rawValue), not trained by qkdb: it has no dictionaries to explore")
@@ -26,7 +27,7 @@ public struct ExploredRun: Sendable {
         let model = try loaded ?? loadModel(path: options.model)
         let (query, key) = try MaskStage.loadTranscoders(run: run, options: options, store: store)
         var scorer: PairMapScorer? = nil
-        if info.pairMap != nil {
+        if info.pairMap != nil, loadPairMap {
             // One pass over the map: the scorer's COO arrays, and whatever the caller gathers.
             var head: [Int32] = [], qf: [Int32] = [], kf: [Int32] = [], value: [Float] = []
             try store.forEachPair(run: run) { row in
