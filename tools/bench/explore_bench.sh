@@ -31,12 +31,12 @@ for i in 1 2 3 4 5; do
   l=$(echo "$line" | sed -E 's/explain: load ([0-9.]+) s.*/\1/'); a=$(echo "$line" | sed -E 's/.*explain ([0-9.]+) s/\1/')
   best=$(python3 -c "print(min([float(x) for x in '$best $a'.split()]))"); load=$(python3 -c "print(min([float(x) for x in '$load $l'.split()]))")
 done
-peer=$(python3 tools/bench/explore_peer.py models/all-MiniLM-L6-v2 "$LAYER" $HEAD $DEST "$TEXT" 5)
+peer=$(python3 tools/bench/explore_peer.py models/all-MiniLM-L6-v2 "$LAYER" $HEAD $DEST "$TEXT" 10)
 peer_answer=$(echo "$peer" | sed -E 's/.*answer ([0-9.]+) s.*/\1/')
 peer_load=$(echo "$peer" | sed -E 's/peer load ([0-9.]+) s.*/\1/')
 
 echo "store $STORE run $RUN (layer $LAYER)"
 echo "  qkdb report:  $report_s s wall, $pages feature pages, $size   (goal < 60 s)"
 echo "  qkdb explain: load $load s, answer $best s after load (best of 5; goal < 1 s)"
-echo "  peer (transformers, true attention row only): load $peer_load s, answer $peer_answer s"
+echo "  peer (transformers, true attention row only, best of 10): load $peer_load s, answer $peer_answer s"
 python3 -c "print(f'  explain answer / peer answer = {$best / $peer_answer:.2f}x (qkdb also encodes, splits every pair and scores the pruned map)')"
