@@ -133,11 +133,41 @@ public struct ReportSite {
         body += "<tr><th>layer</th><td>\(info.spec.layer.map(String.init) ?? "")</td></tr><tr><th>heads</th><td>\(info.spec.nHead)</td></tr>"
         body += "<tr><th>d_query × d_key</th><td>\(info.spec.dQuery) × \(info.spec.dKey)</td></tr><tr><th>status</th><td>\(HTML.escape(info.spec.status))</td></tr>"
         body += "<tr><th>pairs</th><td>\(info.pairMap.map { String($0.nnz) } ?? "none")</td></tr></table>"
-        body += "<h2>Metrics</h2><table id=\"metrics\"><tr><th>metric</th><th>value</th></tr>"
+        body += ReportSite.headline(info.spec.metrics, layer: info.spec.layer)
+        body += "<h2>All stored metrics</h2><table id=\"metrics\"><tr><th>metric</th><th>value</th></tr>"
         for (key, value) in ReportSite.flatten(info.spec.metrics) {
             body += "<tr data-metric=\"\(HTML.escape(key))\"><th>\(HTML.escape(key))</th><td class=\"num\">\(HTML.escape(value))</td></tr>"
         }
         return body + "</table>"
+    }
+
+    /// The figures a reader looks at first: what patching each pattern in recovers, and the
+    /// pattern KL of step 1 and of the pruned map (empty when the run has none of them yet).
+    static func headline(_ json: String, layer: Int?) -> String {
+        guard let m = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { return "" }
+        var body = ""
+        if let eval = m["eval"] as? [String: Any], let results = eval["results"] as? [[String: Any]] {
+            body += "<h2>Evaluation: patterns patched into layer \(layer.map(String.init) ?? "?")</h2>"
+            body += "<table id=\"evaluation\"><tr><th>pattern</th><th>\(HTML.escape(eval["metricName"] as? String ?? "metric"))</th><th>recovered</th></tr>"
+            for r in results {
+                let name = r["name"] as? String ?? ""
+                let metric = (r["metric"] as? NSNumber).map { String(format: "%.4f", $0.doubleValue) } ?? ""
+                let recovered = (r["recovered"] as? NSNumber).map { String(format: "%.3f", $0.doubleValue) } ?? ""
+                body += "<tr><th>\(HTML.escape(name))</th><td class=\"num\">\(metric)</td><td class=\"num\">\(recovered)</td></tr>"
+            }
+            body += "</table>"
+        }
+        if let step2 = m["step2"] as? [String: Any] {
+            body += "<h2>Pair map</h2><table id=\"pairmap\">"
+            for (key, label) in [("klUnmasked", "pattern KL, unmasked map"), ("klTrained", "pattern KL, trained mask"), ("klPruned", "pattern KL, pruned map"),
+                                 ("entriesAfterPruning", "pairs kept"), ("maskedFractionLive", "share of live map masked"),
+                                 ("liveQueryFeatures", "live query features"), ("liveKeyFeatures", "live key features")] {
+                guard let v = step2[key] as? NSNumber else { continue }
+                body += "<tr><th>\(label)</th><td class=\"num\">\(v)</td></tr>"
+            }
+            body += "</table>"
+        }
+        return body
     }
 
     /// A run's metrics JSON as (dotted path, value text) rows, numbers as JSON wrote them.
