@@ -145,6 +145,13 @@ final class ExploreCommandTests: XCTestCase {
         let r = try CLI.run(["report", "--store", store, "--run", "1", "--out", out.path])
         XCTAssertEqual(r.status, 0, r.stderr)
 
+        // A directory holding something else is never replaced; an earlier report is.
+        let other = tmp.appendingPathComponent("other")
+        try FileManager.default.createDirectory(at: other, withIntermediateDirectories: true)
+        try Data("keep".utf8).write(to: other.appendingPathComponent("notes.txt"))
+        try CLI.assertFails(["report", "--store", store, "--run", "1", "--out", other.path], mentioning: "refusing to replace")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: other.appendingPathComponent("notes.txt").path))
+
         // Every local link of every page resolves to a file.
         let fm = FileManager.default
         var pages = ["index.html", "heatmaps.html", "heads.html", "sinks.html", "features.html"]

@@ -26,6 +26,12 @@ public struct ReportSite {
         let started = Date()
         let fm = FileManager.default
         let outURL = URL(fileURLWithPath: out)
+        // Replace only an earlier report (or an empty directory), never someone's other files.
+        if fm.fileExists(atPath: out) {
+            guard fm.fileExists(atPath: outURL.appendingPathComponent("index.html").path) || ((try? fm.contentsOfDirectory(atPath: out))?.isEmpty ?? false) else {
+                throw PipelineError("report: \(out) exists and is not a qkdb report; refusing to replace it")
+            }
+        }
         let tmp = outURL.deletingLastPathComponent().appendingPathComponent(".\(outURL.lastPathComponent).tmp-\(getpid())")
         try? fm.removeItem(at: tmp)
         do {
@@ -34,12 +40,7 @@ public struct ReportSite {
             var tops = PairTops(nHead: try store.run(run).spec.nHead, perHead: pairsPerHead, perFeature: partnersPerHead)
             let explored = try ExploredRun.open(store: store, run: run, visitPairs: { tops.add($0) })
             let pages = try writeAll(store: store, explored: explored, tops: tops, dir: tmp, progress: progress)
-            if fm.fileExists(atPath: out) {
-                guard fm.fileExists(atPath: outURL.appendingPathComponent("index.html").path) || ((try? fm.contentsOfDirectory(atPath: out))?.isEmpty ?? false) else {
-                    throw PipelineError("report: \(out) exists and is not a qkdb report; refusing to replace it")
-                }
-                try fm.removeItem(at: outURL)
-            }
+            if fm.fileExists(atPath: out) { try fm.removeItem(at: outURL) }
             try fm.moveItem(at: tmp, to: outURL)
             return Summary(featurePages: pages, seconds: Date().timeIntervalSince(started))
         } catch {
