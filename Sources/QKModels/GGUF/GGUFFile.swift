@@ -82,7 +82,7 @@ public final class GGUFFile: @unchecked Sendable {
             var dims: [Int] = []
             for d in 0..<Int(nDims) {
                 let v = try c.take(UInt64.self, "dimension \(d) of tensor '\(name)'")
-                guard v <= UInt64(file.size) * 8 else { throw TensorFileError(file: path, tensor: name, message: "dimension \(d) is \(v), larger than the file could hold") }
+                guard v <= UInt64(Int32.max) * 1024 else { throw TensorFileError(file: path, tensor: name, message: "dimension \(d) is \(v), implausibly large (corrupt file)") }
                 dims.append(Int(v))
             }
             let type = GGMLType(rawValue: try c.take(UInt32.self, "type of tensor '\(name)'"))
@@ -106,7 +106,10 @@ public final class GGUFFile: @unchecked Sendable {
                 throw TensorFileError(file: path, tensor: name, message: "data offset \(t.offset) is not a multiple of the alignment \(align)")
             }
             // Unsupported types are checked when the tensor is read; their size is unknown here.
-            guard let size = GGUFFile.byteSize(t) else { continue }
+            guard t.type.isSupported else { continue }
+            guard let size = GGUFFile.byteSize(t) else {
+                throw TensorFileError(file: path, tensor: name, message: "shape \(t.shape) is not a whole number of \(t.type) blocks or overflows")
+            }
             let start = dataStart + t.offset
             guard size <= file.size, start <= file.size - size else {
                 throw TensorFileError(file: path, tensor: name, message: "data [\(start), \(start + size)) runs past the end of the \(file.size)-byte file (truncated?)")
