@@ -191,7 +191,7 @@ extension LlamaModel {
 }
 
 /// Splits `0..<count` into contiguous chunks run on all cores (serially when small).
-func parallel(_ count: Int, minimumChunk: Int = 16, _ body: (Int, Int) -> Void) {
+fileprivate func parallel(_ count: Int, minimumChunk: Int = 16, _ body: (Int, Int) -> Void) {
     let cores = ProcessInfo.processInfo.activeProcessorCount
     let chunks = min(cores, max(1, count / max(minimumChunk, 1)))
     if chunks <= 1 { body(0, count); return }

@@ -55,8 +55,9 @@ extension LlamaModel {
             lmHead: hasOutput ? try reader.tensor("output.weight", [vocab, d]) : nil, dFF: dFF, rmsEps: eps)
         let config = ModelConfig(architecture: .llama, nLayer: nLayer, dModel: d, nHead: nHead, nKVHead: nKV, dHead: dHead,
                                  vocabSize: vocab, maxPositions: ctx, ropeTheta: theta, hasLMHead: true)
-        let bos = BOSInfo(id: (file["tokenizer.ggml.bos_token_id"]?.int).map { Int32($0) },
-                          addByDefault: file["tokenizer.ggml.add_bos_token"]?.bool ?? false)
+        let bosID = (file["tokenizer.ggml.bos_token_id"]?.int).flatMap { $0 < vocab ? Int32($0) : nil }
+        // llama.cpp prepends BOS unless the file says not to (SmolLM2's does: add_bos_token = false).
+        let bos = BOSInfo(id: bosID, addByDefault: bosID != nil && (file["tokenizer.ggml.add_bos_token"]?.bool ?? true))
         return (config, weights, bos)
     }
 
@@ -115,7 +116,8 @@ extension LlamaModel {
         let config = ModelConfig(architecture: .llama, nLayer: nLayer, dModel: d, nHead: nHead, nKVHead: nKV, dHead: dHead,
                                  vocabSize: vocab, maxPositions: (json["max_position_embeddings"] as? NSNumber)?.intValue ?? 2048,
                                  ropeTheta: theta, hasLMHead: true)
-        let bos = BOSInfo(id: (json["bos_token_id"] as? NSNumber).map { Int32(truncatingIfNeeded: $0.intValue) }, addByDefault: true)
+        let bosID = (json["bos_token_id"] as? NSNumber).flatMap { (0..<vocab).contains($0.intValue) ? Int32($0.intValue) : nil }
+        let bos = BOSInfo(id: bosID, addByDefault: bosID != nil)
         return (config, weights, bos)
     }
 }

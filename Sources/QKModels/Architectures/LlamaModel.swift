@@ -64,6 +64,18 @@ public final class LlamaModel: TransformerModel, @unchecked Sendable {
         try run(tokens, stopAfter: nil, captureLayer: nil, patch: patch) { _ in }
     }
 
+    /// Runs the whole model and captures `layer`'s hooks on the way (harvesting with logits
+    /// needs both; one pass instead of two).
+    public func forward(_ tokens: TokenBatch, patch: PatternPatch?, capturing layer: Int) throws -> (LayerCapture, ModelOutput) {
+        guard (0..<config.nLayer).contains(layer) else {
+            throw ModelError("\(source): layer \(layer) does not exist (the model has layers 0…\(config.nLayer - 1))")
+        }
+        var cap: LayerCapture?
+        let out = try run(tokens, stopAfter: nil, captureLayer: layer, patch: patch) { cap = $0 }
+        guard let cap else { throw ModelError("\(source): layer \(layer) was not captured") }
+        return (cap, out)
+    }
+
     /// Fails on ids outside the vocabulary or sequences longer than the trained context.
     func validate(_ tokens: TokenBatch) throws {
         guard tokens.length > 0, tokens.batch > 0 else { throw ModelError("\(source): empty token batch") }
