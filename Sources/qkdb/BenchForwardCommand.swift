@@ -5,7 +5,8 @@ import QKTensor
 
 /// `qkdb bench-forward` — times a full forward pass (to logits) on random token ids, for the
 /// benchmark scripts in tools/bench/ that run qkdb and a PyTorch peer side by side. Hidden from
-/// `--help`: it measures the runtime, it answers no question about a model.
+/// `--help`: it measures the runtime, it answers no question about a model. Uses every core
+/// (2 on the reference machine; the peer is given the same).
 struct BenchForwardCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-forward",
@@ -16,14 +17,12 @@ struct BenchForwardCommand: ParsableCommand {
     @Option(help: "Sequences per batch.") var batch: Int = 8
     @Option(help: "Tokens per sequence.") var length: Int = 128
     @Option(help: "Timed runs after one warm-up; the best is reported.") var runs: Int = 3
-    @Option(help: "BLAS threads.") var threads: Int = 2
 
     func validate() throws {
-        guard batch > 0, length > 0, runs > 0, threads > 0 else { throw ValidationError("--batch, --length, --runs and --threads must be positive") }
+        guard batch > 0, length > 0, runs > 0 else { throw ValidationError("--batch, --length and --runs must be positive") }
     }
 
     func run() throws {
-        BLAS.setThreads(threads)
         let loadStart = Date()
         guard let m = try loadLlamaModel(path: model) else {
             throw ModelError("\(model): not a Llama-family model (a .gguf file, or a folder with one, or config.json with model_type llama)")

@@ -9,7 +9,7 @@ DIR=models/SmolLM2-135M-Instruct
 FILE=SmolLM2-135M-Instruct.Q4_1.gguf
 swift build -c release --product qkdb >/dev/null
 export OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2 HF_HUB_OFFLINE=1
-ours=$(.build/release/qkdb bench-forward --model "$DIR" --batch "$B" --length "$T" --runs "$RUNS" --threads 2 | awk '/tokens_per_s/ {print $2}')
+ours=$(.build/release/qkdb bench-forward --model "$DIR" --batch "$B" --length "$T" --runs "$RUNS" | awk '/tokens_per_s/ {print $2}')
 peer=$(THREADS=2 python3 tools/bench/llama_forward_peer.py "$DIR" "$FILE" "$B" "$T" "$RUNS" 2>/dev/null | awk '/tokens_per_s/ {print $2}')
 echo "SmolLM2-135M forward to logits, ${B}x${T} tokens, 2 threads (best of $RUNS)"
 echo "qkdb:                  $ours tokens/s"

@@ -19,6 +19,12 @@ extension LlamaModel {
                 throw ModelError("\(source): pattern patch for layer \(patch.layer) has shape \(patch.pattern.shape), expected \([B, nH, T, T])")
             }
         }
+        // OpenBLAS' own threads spin-wait between calls and fight the cores' other work (badly so
+        // on a shared machine); instead every GEMM here is split by rows over the cores, each
+        // part single-threaded, as the elementwise work between them already is.
+        let blasThreads = BLAS.threads
+        if cores > 1 { BLAS.setThreads(1) }
+        defer { if cores > 1 { BLAS.setThreads(blasThreads) } }
         let tables = rope.tables(positions: T)
         let scale = 1 / Float(dh).squareRoot()
 
@@ -64,14 +70,7 @@ extension LlamaModel {
             copyNorm(h, into: &x, rows: N, n: d, gamma: w.ffnNorm)
             gemm(x, w.gateUp, into: &ff, m: N, n: 2 * dFF, k: d)
             swiglu(&ff, rows: N, dFF: dFF)
-            ff.withUnsafeBufferPointer { f in
-                w.down.withUnsafeBufferPointer { wd in
-                    h.withUnsafeMutableBufferPointer { hp in
-                        BLAS.gemm(transB: true, m: N, n: d, k: dFF, f.baseAddress!, lda: 2 * dFF, wd.baseAddress!,
-                                  beta: 1, hp.baseAddress!)
-                    }
-                }
-            }
+            gemm(ff, w.down, into: &h, m: N, n: d, k: dFF, lda: 2 * dFF, accumulate: true)
         }
 
         copyNorm(h, into: &x, rows: N, n: d, gamma: weights.finalNorm)
@@ -84,12 +83,18 @@ extension LlamaModel {
                            hidden: Tensor(shape: [B, T, d], data: x), pooled: Tensor(shape: [B, d], data: pooled))
     }
 
-    /// out[m, n] (+)= a[m, k] · wᵀ, w stored `[n, k]`.
-    private func gemm(_ a: [Float], _ w: [Float], into out: inout [Float], m: Int, n: Int, k: Int, accumulate: Bool = false) {
+    /// out[m, n] (+)= a[m, k] · wᵀ, w stored `[n, k]`, `a` rows `lda` apart. Rows are split
+    /// across the cores, each slice one single-threaded GEMM (see `run`).
+    private func gemm(_ a: [Float], _ w: [Float], into out: inout [Float], m: Int, n: Int, k: Int, lda: Int? = nil, accumulate: Bool = false) {
+        let lda = lda ?? k
         a.withUnsafeBufferPointer { ap in
             w.withUnsafeBufferPointer { wp in
                 out.withUnsafeMutableBufferPointer { op in
-                    BLAS.gemm(transB: true, m: m, n: n, k: k, ap.baseAddress!, wp.baseAddress!, beta: accumulate ? 1 : 0, op.baseAddress!)
+                    let a0 = ap.baseAddress!, w0 = wp.baseAddress!, o0 = op.baseAddress!
+                    parallel(m, minimumChunk: 64) { r0, r1 in
+                        BLAS.gemm(transB: true, m: r1 - r0, n: n, k: k, a0 + r0 * lda, lda: lda, w0,
+                                  beta: accumulate ? 1 : 0, o0 + r0 * n)
+                    }
                 }
             }
         }
@@ -190,9 +195,10 @@ extension LlamaModel {
     }
 }
 
+private let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
 /// Splits `0..<count` into contiguous chunks run on all cores (serially when small).
-fileprivate func parallel(_ count: Int, minimumChunk: Int = 16, _ body: (Int, Int) -> Void) {
-    let cores = ProcessInfo.processInfo.activeProcessorCount
+private func parallel(_ count: Int, minimumChunk: Int = 16, _ body: (Int, Int) -> Void) {
     let chunks = min(cores, max(1, count / max(minimumChunk, 1)))
     if chunks <= 1 { body(0, count); return }
     DispatchQueue.concurrentPerform(iterations: chunks) { c in
