@@ -23,8 +23,8 @@ extension LlamaModel {
         // on a shared machine); instead every GEMM here is split by rows over the cores, each
         // part single-threaded, as the elementwise work between them already is.
         let blasThreads = BLAS.threads
-        if cores > 1 { BLAS.setThreads(1) }
-        defer { if cores > 1 { BLAS.setThreads(blasThreads) } }
+        if Parallel.cores > 1 { BLAS.setThreads(1) }
+        defer { if Parallel.cores > 1 { BLAS.setThreads(blasThreads) } }
         let tables = rope.tables(positions: T)
         let scale = 1 / Float(dh).squareRoot()
 
@@ -91,7 +91,7 @@ extension LlamaModel {
             w.withUnsafeBufferPointer { wp in
                 out.withUnsafeMutableBufferPointer { op in
                     let a0 = ap.baseAddress!, w0 = wp.baseAddress!, o0 = op.baseAddress!
-                    parallel(m, minimumChunk: 64) { r0, r1 in
+                    Parallel.forRanges(m, minimumPerChunk: 64) { range in let r0 = range.lowerBound, r1 = range.upperBound;
                         BLAS.gemm(transB: true, m: r1 - r0, n: n, k: k, a0 + r0 * lda, lda: lda, w0,
                                   beta: accumulate ? 1 : 0, o0 + r0 * n)
                     }
@@ -106,7 +106,7 @@ extension LlamaModel {
             h.withUnsafeBufferPointer { xp.baseAddress!.update(from: $0.baseAddress!, count: rows * n) }
             gamma.withUnsafeBufferPointer { g in
                 let base = xp.baseAddress!
-                parallel(rows) { r0, r1 in Ops.rmsNormRows(base + r0 * n, rows: r1 - r0, n: n, gamma: g.baseAddress!, eps: eps) }
+                Parallel.forRanges(rows, minimumPerChunk: 16) { range in let r0 = range.lowerBound, r1 = range.upperBound; Ops.rmsNormRows(base + r0 * n, rows: r1 - r0, n: n, gamma: g.baseAddress!, eps: eps) }
             }
         }
     }
@@ -130,7 +130,7 @@ extension LlamaModel {
             let base = p.baseAddress!
             tables.cos.withUnsafeBufferPointer { cp in
                 tables.sin.withUnsafeBufferPointer { sp in
-                    parallel(batch * length) { r0, r1 in
+                    Parallel.forRanges(batch * length, minimumPerChunk: 16) { range in let r0 = range.lowerBound, r1 = range.upperBound;
                         for r in r0..<r1 {
                             let t = r % length
                             let c = cp.baseAddress! + t * half, s = sp.baseAddress! + t * half
@@ -159,7 +159,7 @@ extension LlamaModel {
             out.withUnsafeMutableBufferPointer { op in
                 pattern.withUnsafeMutableBufferPointer { pp in
                     let q = qp.baseAddress!, o = op.baseAddress!, pat = pp.baseAddress!
-                    parallel(B * nH, minimumChunk: 1) { j0, j1 in
+                    Parallel.forRanges(B * nH, minimumPerChunk: 1) { range in let j0 = range.lowerBound, j1 = range.upperBound;
                         for job in j0..<j1 {
                             let b = job / nH, hd = job % nH, g = config.kvHead(of: hd)
                             let rows = q + b * T * stride
@@ -185,23 +185,12 @@ extension LlamaModel {
     private func swiglu(_ ff: inout [Float], rows: Int, dFF: Int) {
         ff.withUnsafeMutableBufferPointer { fp in
             let base = fp.baseAddress!
-            parallel(rows) { r0, r1 in
+            Parallel.forRanges(rows, minimumPerChunk: 16) { range in let r0 = range.lowerBound, r1 = range.upperBound;
                 for r in r0..<r1 {
                     let g = base + r * 2 * dFF, u = g + dFF
                     for i in 0..<dFF { let z = g[i]; g[i] = z / (1 + expf(-z)) * u[i] }
                 }
             }
         }
-    }
-}
-
-private let cores = max(1, ProcessInfo.processInfo.activeProcessorCount)
-
-/// Splits `0..<count` into contiguous chunks run on all cores (serially when small).
-private func parallel(_ count: Int, minimumChunk: Int = 16, _ body: (Int, Int) -> Void) {
-    let chunks = min(cores, max(1, count / max(minimumChunk, 1)))
-    if chunks <= 1 { body(0, count); return }
-    DispatchQueue.concurrentPerform(iterations: chunks) { c in
-        body(c * count / chunks, (c + 1) * count / chunks)
     }
 }

@@ -18,8 +18,8 @@ public func loadLlamaModel(path: String) throws -> LlamaModel? {
         guard let data = FileManager.default.contents(atPath: configPath),
               let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
               (json["model_type"] as? String) == "llama" else { return nil }
-        let tokenizer = llamaDirectoryTokenizer(path)
-        return try LlamaModel(huggingFaceDirectory: path, tokenizer: tokenizer)
+        let vocab = (json["vocab_size"] as? NSNumber)?.intValue ?? 0
+        return try LlamaModel(huggingFaceDirectory: path, tokenizer: llamaDirectoryTokenizer(path, vocabSize: vocab))
     }
     guard let gguf = try ggufFile(inDirectory: path) else { return nil }
     return try openGGUFLlama(gguf)
@@ -48,24 +48,20 @@ private func openGGUFLlama(_ path: String) throws -> LlamaModel {
 /// The byte-level BPE tokenizer a GGUF file carries; fails naming the missing metadata key.
 func ggufTokenizer(_ file: GGUFFile) throws -> any Tokenizer {
     let meta = try GGUFTokenizerMetadata(file)
-    return GGUFVocabularyTokenizer(meta)
+    // Until the byte-level BPE tokenizer is merged the model runs on token ids only.
+    return UnavailableTokenizer(error: ModelError("\(file.path): GGUF tokenizer (\(meta.tokens.count) tokens) not built yet; use --tokens"), vocabSize: meta.tokens.count)
 }
 
-/// A Hugging Face Llama directory's tokenizer (tokenizer.json); nil-safe placeholder until the
-/// tokenizer loader handles Llama directories.
-func llamaDirectoryTokenizer(_ dir: String) -> any Tokenizer {
-    GGUFVocabularyTokenizer(GGUFTokenizerMetadata(tokens: [], bosID: nil, eosID: nil))
+/// A Hugging Face Llama directory's tokenizer files; when they cannot be read the model still
+/// runs on token ids and text input reports why (as for GPT-2 and BERT).
+func llamaDirectoryTokenizer(_ dir: String, vocabSize: Int) -> any Tokenizer {
+    tokenizerOrUnavailable(directory: dir, architecture: .llama, vocabSize: vocabSize)
 }
 
-/// Temporary: reads ids back to token strings from the GGUF vocabulary; encoding needs the BPE
-/// tokenizer (replaced by it when that lands).
-struct GGUFVocabularyTokenizer: Tokenizer {
-    let meta: GGUFTokenizerMetadata
-    init(_ meta: GGUFTokenizerMetadata) { self.meta = meta }
-    var vocabSize: Int { meta.tokens.count }
-    func encode(_ text: String) -> [Int32] { [] }
-    func tokenString(_ id: Int32) -> String { meta.tokens.indices.contains(Int(id)) ? meta.tokens[Int(id)] : "#\(id)" }
-    func decode(_ ids: [Int32]) -> String { ids.map(tokenString).joined() }
-    var bosID: Int32? { meta.bosID }
-    var eosID: Int32? { meta.eosID }
+/// Whether qkdb prepends BOS for this model when the user does not say (`--bos` unset):
+/// Llama GGUF files decide (`tokenizer.ggml.add_bos_token`; SmolLM2: no), every other
+/// decoder follows DESIGN §3 (yes).
+public func prependsBOSByDefault(_ model: any TransformerModel) -> Bool {
+    if let llama = model as? LlamaModel { return llama.addsBOSByDefault }
+    return true
 }

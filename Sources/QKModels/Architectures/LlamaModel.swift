@@ -17,7 +17,7 @@ import QKTensor
 /// it is the one key every query can see — and the model parks its "no-op" attention there,
 /// so the first token of each sequence plays the BOS role for sink analysis. `bosID` and
 /// `addsBOSByDefault` expose what the file says; callers prepend `bosID` when asked (`--bos yes`).
-public final class LlamaModel: TransformerModel, @unchecked Sendable {
+public final class LlamaModel: CapturingTransformer, @unchecked Sendable {
     public let config: ModelConfig
     public let tokenizer: any Tokenizer
     public let source: String

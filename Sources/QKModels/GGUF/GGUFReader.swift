@@ -28,7 +28,7 @@ struct GGUFCursor {
         let left = UInt64(bytes.count - offset)
         guard n <= left / UInt64(max(minimumElementSize, 1)) else {
             offset = start
-            throw TensorFileError(file: path, message: "GGUF header corrupt: \(what) \(n) at byte \(start) exceeds what the \(bytes.count)-byte file can hold")
+            throw TensorFileError(file: path, message: "GGUF header truncated or corrupt: \(what) \(n) at byte \(start) exceeds what the \(bytes.count)-byte file can hold")
         }
         return Int(n)
     }

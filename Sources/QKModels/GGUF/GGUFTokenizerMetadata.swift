@@ -15,11 +15,6 @@ public struct GGUFTokenizerMetadata: Sendable {
     /// `tokenizer.ggml.add_bos_token` (llama.cpp's default when absent: prepend BOS).
     public var addsBOS: Bool
 
-    init(tokens: [String], bosID: Int32?, eosID: Int32?) {
-        model = "gpt2"; self.tokens = tokens; merges = []; tokenTypes = nil
-        self.bosID = bosID; self.eosID = eosID; pre = nil; addsBOS = false
-    }
-
     /// Fails with one line naming the file and the missing or malformed key.
     public init(_ file: GGUFFile) throws {
         let path = file.path
