@@ -16,7 +16,7 @@ struct HarvestCommand: ParsableCommand {
 
     enum YesNo: String, ExpressibleByArgument { case yes, no }
 
-    @Option(help: "Model folder (config.json + model.safetensors + tokenizer files).")
+    @Option(help: "Model folder (config.json + model.safetensors + tokenizer files), or a .gguf file or a folder holding one.")
     var model: String
     @Option(help: "Layer whose attention hooks are captured (0-based).")
     var layer: Int
