@@ -14,10 +14,12 @@ struct NoTextTokenizer: Tokenizer {
     var eosID: Int32? { nil }
 }
 
-/// Loaded once: dequantising SmolLM2 takes a few seconds in a debug build.
+/// Loaded once, as `qkdb` loads it (tokenizer from the GGUF metadata): dequantising SmolLM2
+/// takes a few seconds in a debug build.
 enum SmolLM2 {
     static let model: Result<LlamaModel, Error> = Result {
-        try LlamaModel(ggufPath: LlamaFixtures.smolGGUF, tokenizer: NoTextTokenizer(vocabSize: 49152))
+        guard let m = try loadLlamaModel(path: LlamaFixtures.smolGGUF) else { throw ModelError("SmolLM2 GGUF not recognised") }
+        return m
     }
 }
 
@@ -162,5 +164,28 @@ final class LlamaSinkTests: XCTestCase {
         XCTAssertEqual(batch.ids, [1, 5, 6, 1, 7, 8])
         XCTAssertEqual(batch.length, 3)
         XCTAssertEqual(AttentionSinks.positions(TokenBatch(sequences: [[4, 1, 4]]), bosID: 1), [true, true, false])
+    }
+}
+
+final class LlamaTokenizerParityTests: XCTestCase {
+    /// Text in, the GGUF file's own tokenizer: the same ids transformers gets, then the same top 5.
+    func testSmolLM2TextMatchesTransformers() throws {
+        let model = try SmolLM2.model.get()
+        let tokenizer: any Tokenizer
+        do { tokenizer = try model.requireTokenizer() } catch where "\(error)".contains("not built yet") {
+            throw XCTSkip("GGUF tokenizer not merged yet")
+        }
+        let ref = try SafeTensorsFile(path: LlamaFixtures.dir.appendingPathComponent("smollm2_reference.safetensors").path)
+        let prompts = try JSONDecoder().decode([String].self, from: Data(try XCTUnwrap(ref.metadata["prompts"]).utf8))
+        XCTAssertEqual(prompts.count, 3)
+        for (p, text) in prompts.enumerated() {
+            let ids = tokenizer.encode(text)
+            XCTAssertEqual(ids, try ref.intArray("p\(p).tokens").values.map { Int32($0) }, "prompt \(p): \(text.debugDescription)")
+            let logits = try XCTUnwrap(try model.forward(TokenBatch(sequences: [ids]), patch: nil).logits)
+            let V = model.config.vocabSize, last = Array(logits.data[((ids.count - 1) * V)..<(ids.count * V)])
+            let top5 = last.indices.sorted { last[$0] > last[$1] }.prefix(5).map { Int32($0) }
+            XCTAssertEqual(top5, try ref.intArray("p\(p).top5").values.map { Int32($0) }, "prompt \(p) top-5")
+        }
+        XCTAssertEqual(model.tokenizer.bosID, 1)
     }
 }
