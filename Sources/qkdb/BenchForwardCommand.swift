@@ -38,6 +38,7 @@ struct BenchForwardCommand: ParsableCommand {
             _ = try m.forward(tokens, patch: nil)
             best = min(best, Date().timeIntervalSince(t0))
         }
+        print("blas_kernels \(BLAS.kernelName), threads \(ProcessInfo.processInfo.activeProcessorCount)")
         print(String(format: "load_s %.2f", loadSeconds))
         print(String(format: "tokens_per_s %.1f", Double(batch * length) / best))
     }
