@@ -27,6 +27,21 @@ final class LlamaCLITests: XCTestCase {
         }
     }
 
+    /// Text through the GGUF's own tokenizer: no BOS by default (the file says so), BOS id 1
+    /// in front with `--bos yes`.
+    func testHarvestTextBOSFollowsTheFile() throws {
+        let dir = CLI.temporaryDirectory(self)
+        let text = "The quick brown fox jumps over the lazy dog."
+        let plain = dir.appendingPathComponent("plain.safetensors").path, bos = dir.appendingPathComponent("bos.safetensors").path
+        var r = try CLI.run(["harvest", "--model", smolDir, "--layer", "0", "--text", text, "--out", plain])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try CLI.run(["harvest", "--model", smolDir, "--layer", "0", "--text", text, "--out", bos, "--bos", "yes"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(try SafetensorsFloats(plain).int32s("tokens"), promptIDs)
+        XCTAssertEqual(try SafetensorsFloats(bos).int32s("tokens"), [1] + promptIDs)
+        XCTAssertEqual(try SafetensorsFloats(bos).shape("blocks.0.attn.hook_pattern"), [1, 9, 11, 11])
+    }
+
     func testBadMagic() throws {
         let dir = CLI.temporaryDirectory(self)
         var bytes = try Data(contentsOf: fixtures.appendingPathComponent("gguf_types.gguf"))
@@ -99,6 +114,14 @@ private struct SafetensorsFloats {
     }
 
     func shape(_ name: String) -> [Int]? { header[name]?["shape"] as? [Int] }
+
+    func int32s(_ name: String) throws -> [Int32] {
+        let offsets = try XCTUnwrap(header[name]?["data_offsets"] as? [Int], "no tensor \(name)")
+        XCTAssertEqual(header[name]?["dtype"] as? String, "I32")
+        return data[(start + offsets[0])..<(start + offsets[1])].withUnsafeBytes { raw in
+            (0..<((offsets[1] - offsets[0]) / 4)).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self) }
+        }
+    }
 
     func floats(_ name: String) throws -> [Float] {
         let offsets = try XCTUnwrap(header[name]?["data_offsets"] as? [Int], "no tensor \(name)")

@@ -45,11 +45,12 @@ private func openGGUFLlama(_ path: String) throws -> LlamaModel {
     return try LlamaModel(gguf: file, tokenizer: tokenizer)
 }
 
-/// The byte-level BPE tokenizer a GGUF file carries; fails naming the missing metadata key.
+/// The byte-level BPE tokenizer a GGUF file carries, built as transformers builds it from the
+/// same file; fails naming the missing or malformed metadata key.
 func ggufTokenizer(_ file: GGUFFile) throws -> any Tokenizer {
     let meta = try GGUFTokenizerMetadata(file)
-    // Until the byte-level BPE tokenizer is merged the model runs on token ids only.
-    return UnavailableTokenizer(error: ModelError("\(file.path): GGUF tokenizer (\(meta.tokens.count) tokens) not built yet; use --tokens"), vocabSize: meta.tokens.count)
+    return try ByteLevelBPETokenizer(ggufTokens: meta.tokens, merges: meta.merges, tokenTypes: meta.tokenTypes,
+                                     bosID: meta.bosID, eosID: meta.eosID, pre: meta.pre, source: file.path)
 }
 
 /// A Hugging Face Llama directory's tokenizer files; when they cannot be read the model still
