@@ -2,8 +2,9 @@ import Foundation
 import QKTensor
 
 /// The forward pass. All positions of the batch go through each projection as one GEMM over
-/// `[batch·pos, ·]` rows; attention is one small GEMM pair per (sequence, head), spread over
-/// the cores. No KV cache: qkdb always runs whole sequences.
+/// `[batch·pos, ·]` rows; attention is the shared `AttentionKernel` (one small GEMM pair per
+/// sequence and head, query head h reading kv head h / (n_head / n_kv_head)). No KV cache: qkdb
+/// always runs whole sequences.
 extension LlamaModel {
     func run(_ tokens: TokenBatch, stopAfter: Int?, captureLayer: Int?, patch: PatternPatch?,
              onCapture: (LayerCapture) -> Void) throws -> ModelOutput {
@@ -20,20 +21,22 @@ extension LlamaModel {
             }
         }
         // OpenBLAS' own threads spin-wait between calls and fight the cores' other work (badly so
-        // on a shared machine); instead every GEMM here is split by rows over the cores, each
-        // part single-threaded, as the elementwise work between them already is.
+        // on a shared machine: 3× slower, measured); instead every GEMM here is split by rows
+        // over the cores, each part single-threaded, as the elementwise work between them is.
         let blasThreads = BLAS.threads
         if Parallel.cores > 1 { BLAS.setThreads(1) }
         defer { if Parallel.cores > 1 { BLAS.setThreads(blasThreads) } }
         let tables = rope.tables(positions: T)
-        let scale = 1 / Float(dh).squareRoot()
+        let attention = AttentionKernel(batch: B, length: T, nHead: nH, nKVHead: nKV, dHead: dh, causal: true,
+                                        scale: 1 / Float(dh).squareRoot())
 
-        var h = [Float](repeating: 0, count: N * d)            // residual stream
-        var x = [Float](repeating: 0, count: N * d)            // normed input of a sublayer
-        var qkv = [Float](repeating: 0, count: N * qkvDim)
-        var attn = [Float](repeating: 0, count: N * qDim)      // heads' outputs, concatenated
-        var pattern = [Float](repeating: 0, count: B * nH * T * T)
-        var ff = [Float](repeating: 0, count: N * 2 * dFF)
+        // Not zero-filled: each buffer is written in full before it is read.
+        var h = uninitialisedFloats(N * d)            // residual stream
+        var x = uninitialisedFloats(N * d)            // normed input of a sublayer
+        var qkv = uninitialisedFloats(N * qkvDim)
+        var z = uninitialisedFloats(N * qDim)         // heads' outputs, concatenated
+        var pattern = uninitialisedFloats(B * nH * T * T)
+        var ff = uninitialisedFloats(N * 2 * dFF)
 
         weights.embedding.withUnsafeBufferPointer { e in
             h.withUnsafeMutableBufferPointer { hp in
@@ -46,15 +49,27 @@ extension LlamaModel {
         let lastLayer = stopAfter ?? (config.nLayer - 1)
         for l in 0...lastLayer {
             let w = weights.layers[l]
-            // Attention sublayer: x = RMSNorm(h); [q k v] = x · [W_Q; W_K; W_V]ᵀ.
+            // Attention sublayer: x = RMSNorm(h); [q k v] = x · [W_Q; W_K; W_V]ᵀ; RoPE on q and k.
             copyNorm(h, into: &x, rows: N, n: d, gamma: w.attnNorm)
             gemm(x, w.qkv, into: &qkv, m: N, n: qkvDim, k: d)
             var preRoPE: (q: [Float], k: [Float])?
             if l == captureLayer { preRoPE = (columns(qkv, rows: N, stride: qkvDim, from: 0, count: qDim),
                                               columns(qkv, rows: N, stride: qkvDim, from: qDim, count: kvDim)) }
             applyRoPE(&qkv, batch: B, length: T, stride: qkvDim, tables: tables)
-            let patched = patch?.layer == l ? patch?.pattern.data : nil
-            attention(qkv: qkv, into: &attn, pattern: &pattern, batch: B, length: T, scale: scale, patched: patched)
+            let replacement = patch?.layer == l ? patch?.pattern : nil
+            qkv.withUnsafeBufferPointer { qp in
+                z.withUnsafeMutableBufferPointer { zp in
+                    pattern.withUnsafeMutableBufferPointer { pp in
+                        let base = qp.baseAddress!, patternOut = pp.baseAddress!, zOut = zp.baseAddress!
+                        let attend = { (replacing: UnsafePointer<Float>?) in
+                            attention.run(q: base, qStride: qkvDim, k: base + qDim, kStride: qkvDim,
+                                          v: base + qDim + kvDim, vStride: qkvDim,
+                                          pattern: patternOut, replacement: replacing, z: zOut)
+                        }
+                        if let replacement { replacement.data.withUnsafeBufferPointer { attend($0.baseAddress!) } } else { attend(nil) }
+                    }
+                }
+            }
             if l == captureLayer, let preRoPE {
                 onCapture(LayerCapture(layer: l, attnIn: Tensor(shape: [B, T, d], data: x),
                                        q: Tensor(shape: [B, T, nH, dh], data: preRoPE.q),
@@ -64,7 +79,7 @@ extension LlamaModel {
             if l == stopAfter {
                 return ModelOutput(logits: nil, hidden: Tensor(shape: [B, T, d], data: h), pooled: Tensor(zeros: [B, d]))
             }
-            gemm(attn, w.out, into: &h, m: N, n: d, k: qDim, accumulate: true)
+            gemm(z, w.out, into: &h, m: N, n: d, k: qDim, accumulate: true)
 
             // MLP sublayer: h += W_down · (silu(gate) ⊙ up), with [gate up] = x · [W_gate; W_up]ᵀ.
             copyNorm(h, into: &x, rows: N, n: d, gamma: w.ffnNorm)
@@ -74,52 +89,48 @@ extension LlamaModel {
         }
 
         copyNorm(h, into: &x, rows: N, n: d, gamma: weights.finalNorm)
-        var logits = [Float](repeating: 0, count: N * config.vocabSize)
+        var logits = uninitialisedFloats(N * config.vocabSize)
         gemm(x, weights.lmHead ?? weights.embedding, into: &logits, m: N, n: config.vocabSize, k: d)
-        var pooled = [Float](repeating: 0, count: B * d)
-        for b in 0..<B { for t in 0..<T { for i in 0..<d { pooled[b * d + i] += x[(b * T + t) * d + i] } } }
-        for i in 0..<(B * d) { pooled[i] /= Float(T) }
+        let pooled = x.withUnsafeBufferPointer { meanPool($0.baseAddress!, batch: B, length: T, width: d) }
         return ModelOutput(logits: Tensor(shape: [B, T, config.vocabSize], data: logits),
-                           hidden: Tensor(shape: [B, T, d], data: x), pooled: Tensor(shape: [B, d], data: pooled))
+                           hidden: Tensor(shape: [B, T, d], data: x), pooled: pooled)
     }
 
     /// out[m, n] (+)= a[m, k] · wᵀ, w stored `[n, k]`, `a` rows `lda` apart. Rows are split
     /// across the cores, each slice one single-threaded GEMM (see `run`).
-    private func gemm(_ a: [Float], _ w: [Float], into out: inout [Float], m: Int, n: Int, k: Int, lda: Int? = nil, accumulate: Bool = false) {
+    private func gemm(_ a: [Float], _ w: [Float], into out: inout [Float], m: Int, n: Int, k: Int,
+                      lda: Int? = nil, accumulate: Bool = false) {
         let lda = lda ?? k
         a.withUnsafeBufferPointer { ap in
             w.withUnsafeBufferPointer { wp in
                 out.withUnsafeMutableBufferPointer { op in
                     let a0 = ap.baseAddress!, w0 = wp.baseAddress!, o0 = op.baseAddress!
-                    Parallel.forRanges(m, minimumPerChunk: 64) { range in let r0 = range.lowerBound, r1 = range.upperBound;
-                        BLAS.gemm(transB: true, m: r1 - r0, n: n, k: k, a0 + r0 * lda, lda: lda, w0,
-                                  beta: accumulate ? 1 : 0, o0 + r0 * n)
+                    Parallel.forRanges(m, minimumPerChunk: 64) { rows in
+                        BLAS.gemm(transB: true, m: rows.count, n: n, k: k, a0 + rows.lowerBound * lda, lda: lda, w0,
+                                  beta: accumulate ? 1 : 0, o0 + rows.lowerBound * n)
                     }
                 }
             }
         }
     }
 
+    /// x = RMSNorm(h) · gamma, row by row.
     private func copyNorm(_ h: [Float], into x: inout [Float], rows: Int, n: Int, gamma: [Float]) {
         let eps = weights.rmsEps
         x.withUnsafeMutableBufferPointer { xp in
             h.withUnsafeBufferPointer { xp.baseAddress!.update(from: $0.baseAddress!, count: rows * n) }
             gamma.withUnsafeBufferPointer { g in
                 let base = xp.baseAddress!
-                Parallel.forRanges(rows, minimumPerChunk: 16) { range in let r0 = range.lowerBound, r1 = range.upperBound; Ops.rmsNormRows(base + r0 * n, rows: r1 - r0, n: n, gamma: g.baseAddress!, eps: eps) }
+                Parallel.forRanges(rows, minimumPerChunk: 16) { r in
+                    Ops.rmsNormRows(base + r.lowerBound * n, rows: r.count, n: n, gamma: g.baseAddress!, eps: eps)
+                }
             }
         }
     }
 
     /// A contiguous copy of `count` columns starting at `from` of a `[rows, stride]` matrix.
     private func columns(_ m: [Float], rows: Int, stride: Int, from: Int, count: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: rows * count)
-        m.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                for r in 0..<rows { (dst.baseAddress! + r * count).update(from: src.baseAddress! + r * stride + from, count: count) }
-            }
-        }
-        return out
+        m.withUnsafeBufferPointer { copyColumns($0.baseAddress!, rows: rows, stride: stride, from: from, columns: count) }
     }
 
     /// Rotates the q and k columns of the fused projection in place, position t of each
@@ -130,8 +141,8 @@ extension LlamaModel {
             let base = p.baseAddress!
             tables.cos.withUnsafeBufferPointer { cp in
                 tables.sin.withUnsafeBufferPointer { sp in
-                    Parallel.forRanges(batch * length, minimumPerChunk: 16) { range in let r0 = range.lowerBound, r1 = range.upperBound;
-                        for r in r0..<r1 {
+                    Parallel.forRanges(batch * length, minimumPerChunk: 16) { rows in
+                        for r in rows {
                             let t = r % length
                             let c = cp.baseAddress! + t * half, s = sp.baseAddress! + t * half
                             for hd in 0..<heads {
@@ -149,48 +160,30 @@ extension LlamaModel {
         }
     }
 
-    /// Causal softmax attention for every (sequence, head). Scores = q·kᵀ/√d_head with -inf
-    /// above the diagonal; `patched`, when given, replaces the softmax output.
-    private func attention(qkv: [Float], into out: inout [Float], pattern: inout [Float], batch B: Int, length T: Int,
-                           scale: Float, patched: [Float]?) {
-        let nH = config.nHead, dh = config.dHead, qDim = nH * dh, kvDim = config.nKVHead * dh
-        let stride = qDim + 2 * kvDim
-        qkv.withUnsafeBufferPointer { qp in
-            out.withUnsafeMutableBufferPointer { op in
-                pattern.withUnsafeMutableBufferPointer { pp in
-                    let q = qp.baseAddress!, o = op.baseAddress!, pat = pp.baseAddress!
-                    Parallel.forRanges(B * nH, minimumPerChunk: 1) { range in let j0 = range.lowerBound, j1 = range.upperBound;
-                        for job in j0..<j1 {
-                            let b = job / nH, hd = job % nH, g = config.kvHead(of: hd)
-                            let rows = q + b * T * stride
-                            let p = pat + job * T * T
-                            if let patched {
-                                patched.withUnsafeBufferPointer { (p).update(from: $0.baseAddress! + job * T * T, count: T * T) }
-                            } else {
-                                BLAS.gemm(transB: true, m: T, n: T, k: dh, alpha: scale, rows + hd * dh, lda: stride,
-                                          rows + qDim + g * dh, ldb: stride, p)
-                                Ops.applyCausalMask(p, q: T, k: T)
-                                Ops.softmaxRows(p, rows: T, n: T)
-                            }
-                            BLAS.gemm(m: T, n: dh, k: T, p, rows + qDim + kvDim + g * dh, ldb: stride,
-                                      o + b * T * qDim + hd * dh, ldc: qDim)
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// ff = [gate | up] per row → silu(gate) ⊙ up, written over the gate half.
+    /// ff = [gate | up] per row → silu(gate) ⊙ up, written over the gate half;
+    /// silu(g) = g / (1 + e^(−g)), eight lanes at a time.
     private func swiglu(_ ff: inout [Float], rows: Int, dFF: Int) {
+        typealias V = VectorMath.V
         ff.withUnsafeMutableBufferPointer { fp in
             let base = fp.baseAddress!
-            Parallel.forRanges(rows, minimumPerChunk: 16) { range in let r0 = range.lowerBound, r1 = range.upperBound;
-                for r in r0..<r1 {
+            Parallel.forRanges(rows, minimumPerChunk: 16) { range in
+                for r in range {
                     let g = base + r * 2 * dFF, u = g + dFF
-                    for i in 0..<dFF { let z = g[i]; g[i] = z / (1 + expf(-z)) * u[i] }
+                    var i = 0
+                    while i + 8 <= dFF {
+                        let gv = UnsafeRawPointer(g + i).loadUnaligned(as: V.self)
+                        let uv = UnsafeRawPointer(u + i).loadUnaligned(as: V.self)
+                        UnsafeMutableRawPointer(g + i).storeBytes(of: gv / (1 + VectorMath.exp(-gv)) * uv, as: V.self)
+                        i += 8
+                    }
+                    while i < dFF { let gv = g[i]; g[i] = gv / (1 + expf(-gv)) * u[i]; i += 1 }
                 }
             }
         }
     }
+}
+
+/// An array left as the allocator gives it (every caller overwrites it in full before reading).
+private func uninitialisedFloats(_ n: Int) -> [Float] {
+    [Float](unsafeUninitializedCapacity: n) { _, count in count = n }
 }
