@@ -18,6 +18,7 @@ extension QKDB {
         ImportPairsCommand.self,
         VerifyCommand.self,
         ReportCommand.self,
+        StoreBenchCommand.self,
         BenchForwardCommand.self,
     ]
 }

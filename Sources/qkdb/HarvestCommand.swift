@@ -43,6 +43,7 @@ struct HarvestCommand: ParsableCommand {
         // Checked here rather than in validate(): a ValidationError would print usage lines too.
         let given = [!text.isEmpty, tokens != nil, corpus != nil].filter { $0 }.count
         guard given == 1 else { throw ModelError("give exactly one of --text, --tokens, --corpus") }
+        AllocatorTuning.reuseLargeBlocks()
         let m = try loadModel(path: model)
         let harvester = try Harvester(model: m, layer: layer, batchSize: batchSize)
         let input: HarvestInput = corpus.map { .corpus(path: $0) } ?? tokens.map { .tokens(path: $0) } ?? .texts(text)

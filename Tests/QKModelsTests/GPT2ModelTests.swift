@@ -68,6 +68,28 @@ final class GPT2ModelTests: XCTestCase {
         }
     }
 
+    func testShardedCheckpointWithoutPrefixLoadsTheSameModel() throws {
+        // Re-save the fixture as two shards + index, names without "transformer.", as
+        // GPT2Model.save_pretrained with a small max_shard_size would.
+        let dst = FileManager.default.temporaryDirectory.appendingPathComponent("qkdb-sharded-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dst, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dst) }
+        try FileManager.default.copyItem(atPath: dir + "/config.json", toPath: dst.appendingPathComponent("config.json").path)
+        let source = try SafeTensorsFile(path: dir + "/model.safetensors")
+        var shards = [SafeTensorsWriter(), SafeTensorsWriter()]
+        var map: [String: String] = [:]
+        for (i, name) in source.names.enumerated() {
+            let short = String(name.dropFirst("transformer.".count))
+            shards[i % 2].add(short, try source.floatTensor(name))
+            map[short] = "model-0000\(i % 2 + 1)-of-00002.safetensors"
+        }
+        for (i, w) in shards.enumerated() { try w.write(to: dst.appendingPathComponent("model-0000\(i + 1)-of-00002.safetensors").path) }
+        try JSONSerialization.data(withJSONObject: ["weight_map": map]).write(to: dst.appendingPathComponent("model.safetensors.index.json"))
+        let m = try loadModel(path: dst.path)
+        let out = try m.forward(try reference.tokens("text1"), patch: nil)
+        try reference.assertClose(try XCTUnwrap(out.logits), "text1.logits")
+    }
+
     func testBadInputsAreNamedErrors() throws {
         let m = try loadModel(path: dir)
         XCTAssertThrowsError(try m.capture(TokenBatch(ids: [0, 1], batch: 1, length: 2), layer: 2)) {

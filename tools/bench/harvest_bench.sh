@@ -10,8 +10,8 @@ N=${1:-2048}
 MODEL=models/all-MiniLM-L6-v2
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-swift build -c release --product qkdb >/dev/null
-QKDB=$(swift build -c release --show-bin-path)/qkdb
+swift build -c release --product qkdb >/dev/null 2>&1 || { echo "release build failed" >&2; exit 1; }
+QKDB=$(swift build -c release --show-bin-path 2>/dev/null)/qkdb
 python3 tools/bench/harvest_peer.py --make-tokens "$WORK/tokens.npy" --model $MODEL \
     --corpus data/corpus/fortunes.jsonl --context 128 --n "$N"
 TOKENS=$((N * 128))

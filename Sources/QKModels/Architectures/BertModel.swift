@@ -38,18 +38,17 @@ public final class BertModel: CapturingTransformer, @unchecked Sendable {
         let typeVocab = try c.int("type_vocab_size", default: 2)
         let eps = try c.float("layer_norm_eps", default: 1e-12)
         guard d % nHead == 0 else { throw ModelError("\(c.path): hidden_size \(d) is not divisible by num_attention_heads \(nHead)") }
-        switch try c.string("hidden_act", default: "gelu") {
-        case "gelu": activation = .geluErf
-        case "gelu_new", "gelu_pytorch_tanh": activation = .geluTanh
-        case let other: throw ModelError("\(c.path): hidden_act '\(other)' is not supported (gelu, gelu_new)")
+        let activationName = try c.string("hidden_act", default: "gelu")
+        guard let a = Activation(huggingFaceName: activationName) else {
+            throw ModelError("\(c.path): hidden_act '\(activationName)' is not supported (\(Activation.supportedNames))")
         }
+        activation = a
         let posType = try c.string("position_embedding_type", default: "absolute")
         guard posType == "absolute" else {
             throw ModelError("\(c.path): position_embedding_type '\(posType)' is not supported (absolute)")
         }
 
-        let path = (directory as NSString).appendingPathComponent("model.safetensors")
-        let w = WeightReader(file: try SafeTensorsFile(path: path), prefixes: ["bert.", ""], probe: "embeddings.word_embeddings.weight")
+        let w = try WeightReader(directory: directory, prefixes: ["bert.", ""], probe: "embeddings.word_embeddings.weight")
         wordEmbedding = try w.tensor("embeddings.word_embeddings.weight", shape: [vocab, d])
         positionEmbedding = try w.tensor("embeddings.position_embeddings.weight", shape: [nPos, d])
         tokenType0 = Array(try w.tensor("embeddings.token_type_embeddings.weight", shape: [typeVocab, d]).data.prefix(d))
@@ -115,9 +114,9 @@ public final class BertModel: CapturingTransformer, @unchecked Sendable {
         var captured: LayerCapture?
         let scale = 1 / Float(dh).squareRoot()
         for (l, block) in blocks.enumerated() {
-            block.qkv.apply(x.pointer, rows: rows, into: qkv.pointer)
+            let stopping = stopAfterCapture && l == captureLayer && patch?.layer != l
+            block.qkv.apply(x.pointer, rows: rows, into: qkv.pointer, columns: stopping ? 0..<(2 * d) : nil)
             let kernel = AttentionKernel(batch: B, length: T, nHead: H, nKVHead: H, dHead: dh, causal: false, scale: scale)
-            let stopping = stopAfterCapture && l == captureLayer
             if let replacement = patch?.layer == l ? patch : nil {
                 replacement.pattern.data.withUnsafeBufferPointer { rp in
                     kernel.run(q: qkv.pointer, qStride: 3 * d, k: qkv.pointer + d, kStride: 3 * d,

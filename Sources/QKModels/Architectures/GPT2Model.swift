@@ -41,22 +41,22 @@ public final class GPT2Model: CapturingTransformer, @unchecked Sendable {
         let inner = try c.int("n_inner", default: 4 * d)
         let eps = try c.float("layer_norm_epsilon", default: 1e-5)
         guard d % nHead == 0 else { throw ModelError("\(c.path): n_embd \(d) is not divisible by n_head \(nHead)") }
-        switch try c.string("activation_function", default: "gelu_new") {
-        case "gelu_new", "gelu_pytorch_tanh", "gelu_fast": activation = .geluTanh
-        case "gelu": activation = .geluErf
-        case let other: throw ModelError("\(c.path): activation_function '\(other)' is not supported (gelu_new, gelu)")
+        let activationName = try c.string("activation_function", default: "gelu_new")
+        guard let a = Activation(huggingFaceName: activationName) else {
+            throw ModelError("\(c.path): activation_function '\(activationName)' is not supported (\(Activation.supportedNames))")
         }
+        activation = a
         scaleByInverseLayer = c.bool("scale_attn_by_inverse_layer_idx", default: false)
         scaleWeights = c.bool("scale_attn_weights", default: true)
 
-        let path = (directory as NSString).appendingPathComponent("model.safetensors")
-        let w = WeightReader(file: try SafeTensorsFile(path: path), prefixes: ["transformer.", ""], probe: "wte.weight")
+        let w = try WeightReader(directory: directory, prefixes: ["transformer.", ""], probe: "wte.weight")
         tokenEmbedding = try w.tensor("wte.weight", shape: [vocab, d])
         positionEmbedding = try w.tensor("wpe.weight", shape: [nPos, d])
-        if w.file.contains("lm_head.weight") {
-            let head = try w.file.floatTensor("lm_head.weight")
+        if w.contains("lm_head.weight") {
+            let holder = try w.fileHolding("lm_head.weight")
+            let head = try holder.floatTensor("lm_head.weight")
             guard head.shape == [vocab, d] else {
-                throw ModelError("\(path): tensor 'lm_head.weight' has shape \(head.shape), config.json implies \([vocab, d])")
+                throw ModelError("\(holder.path): tensor 'lm_head.weight' has shape \(head.shape), config.json implies \([vocab, d])")
             }
             lmHead = head
         } else {
@@ -120,19 +120,22 @@ public final class GPT2Model: CapturingTransformer, @unchecked Sendable {
         for (l, block) in blocks.enumerated() {
             a.pointer.update(from: x.pointer, count: rows * d)
             block.ln1.apply(a.pointer, rows: rows)
-            block.qkv.apply(a.pointer, rows: rows, into: qkv.pointer)
+            let stopping = stopAfterCapture && l == captureLayer && patch?.layer != l
+            block.qkv.apply(a.pointer, rows: rows, into: qkv.pointer, columns: stopping ? 0..<(2 * d) : nil)
             var scale: Float = scaleWeights ? 1 / Float(dh).squareRoot() : 1
             if scaleByInverseLayer { scale /= Float(l + 1) }
             let kernel = AttentionKernel(batch: B, length: T, nHead: H, nKVHead: H, dHead: dh, causal: true, scale: scale)
-            let stopping = stopAfterCapture && l == captureLayer
-            let replacement = patch?.layer == l ? patch : nil
-            replacement?.pattern.data.withUnsafeBufferPointer { rp in
+            if let replacement = patch?.layer == l ? patch : nil {
+                replacement.pattern.data.withUnsafeBufferPointer { rp in
+                    kernel.run(q: qkv.pointer, qStride: 3 * d, k: qkv.pointer + d, kStride: 3 * d,
+                               v: qkv.pointer + 2 * d, vStride: 3 * d, pattern: pattern.pointer,
+                               replacement: rp.baseAddress!, z: z.pointer)
+                }
+            } else {
                 kernel.run(q: qkv.pointer, qStride: 3 * d, k: qkv.pointer + d, kStride: 3 * d,
                            v: qkv.pointer + 2 * d, vStride: 3 * d, pattern: pattern.pointer,
-                           replacement: rp.baseAddress!, z: z.pointer)
-            } ?? kernel.run(q: qkv.pointer, qStride: 3 * d, k: qkv.pointer + d, kStride: 3 * d,
-                            v: qkv.pointer + 2 * d, vStride: 3 * d, pattern: pattern.pointer,
-                            replacement: nil, z: stopping ? nil : z.pointer)
+                           replacement: nil, z: stopping ? nil : z.pointer)
+            }
             if l == captureLayer {
                 captured = LayerCapture(
                     layer: l,

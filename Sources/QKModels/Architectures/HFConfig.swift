@@ -51,27 +51,58 @@ struct HFConfig {
     }
 }
 
-/// Reads named weights out of a safetensors checkpoint, checking each shape against what the
-/// config promised, so a mismatched file fails at load with the tensor named rather than
-/// producing garbage later. Accepts names with or without a model prefix (`transformer.`,
-/// `bert.`): Hugging Face saves both depending on which head class wrote the file.
+/// Reads named weights out of a safetensors checkpoint (one `model.safetensors`, or the shards
+/// listed by `model.safetensors.index.json`), checking each shape against what the config
+/// promised, so a mismatched file fails at load with the tensor named rather than producing
+/// garbage later. Accepts names with or without a model prefix (`transformer.`, `bert.`):
+/// Hugging Face saves both depending on which head class wrote the file.
 struct WeightReader {
-    let file: SafeTensorsFile
+    let files: [SafeTensorsFile]
     let prefix: String
+    /// For messages: the single file, or the index of a sharded checkpoint.
+    let path: String
 
-    init(file: SafeTensorsFile, prefixes: [String], probe: String) {
-        self.file = file
-        self.prefix = prefixes.first { file.contains($0 + probe) } ?? ""
+    /// Opens the checkpoint in a model directory.
+    init(directory: String, prefixes: [String], probe: String) throws {
+        let single = (directory as NSString).appendingPathComponent("model.safetensors")
+        let index = (directory as NSString).appendingPathComponent("model.safetensors.index.json")
+        if !FileManager.default.fileExists(atPath: single), FileManager.default.fileExists(atPath: index) {
+            guard let data = FileManager.default.contents(atPath: index),
+                  let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let map = obj["weight_map"] as? [String: String] else {
+                throw ModelError("\(index): not a safetensors index (no \"weight_map\" object)")
+            }
+            files = try Set(map.values).sorted().map { shard in
+                guard !shard.contains("/") else { throw ModelError("\(index): shard name '\(shard)' must be a plain file name") }
+                return try SafeTensorsFile(path: (directory as NSString).appendingPathComponent(shard))
+            }
+            path = index
+        } else {
+            files = [try SafeTensorsFile(path: single)]
+            path = single
+        }
+        let all = files
+        prefix = prefixes.first { p in all.contains { $0.contains(p + probe) } } ?? ""
+    }
+
+    var file: SafeTensorsFile { files[0] }
+
+    func contains(_ name: String) -> Bool { files.contains { $0.contains(name) } }
+
+    /// The file holding a tensor (by full name).
+    func fileHolding(_ full: String) throws -> SafeTensorsFile {
+        guard let f = files.first(where: { $0.contains(full) }) else {
+            throw ModelError("\(path): tensor '\(full)' not found (the checkpoint does not match its config.json)")
+        }
+        return f
     }
 
     func tensor(_ name: String, shape: [Int]) throws -> Tensor {
         let full = prefix + name
-        guard file.contains(full) else {
-            throw ModelError("\(file.path): tensor '\(full)' not found (the checkpoint does not match its config.json)")
-        }
-        let t = try file.floatTensor(full)
+        let f = try fileHolding(full)
+        let t = try f.floatTensor(full)
         guard t.shape == shape else {
-            throw ModelError("\(file.path): tensor '\(full)' has shape \(t.shape), config.json implies \(shape)")
+            throw ModelError("\(f.path): tensor '\(full)' has shape \(t.shape), config.json implies \(shape)")
         }
         return t
     }
@@ -92,7 +123,7 @@ struct WeightReader {
 
     /// LayerNorm weights, under today's names (`weight`/`bias`) or old BERT ones (`gamma`/`beta`).
     func layerNorm(_ name: String, count: Int, eps: Float) throws -> LayerNormParams {
-        let old = !file.contains("\(prefix)\(name).weight") && file.contains("\(prefix)\(name).gamma")
+        let old = !contains("\(prefix)\(name).weight") && contains("\(prefix)\(name).gamma")
         return LayerNormParams(gamma: try vector("\(name).\(old ? "gamma" : "weight")", count: count),
                                beta: try vector("\(name).\(old ? "beta" : "bias")", count: count), eps: eps)
     }

@@ -19,13 +19,13 @@ extension HarvestInput {
         switch self {
         case .texts(let texts):
             guard !texts.isEmpty else { throw ModelError("no text given") }
+            for (i, text) in texts.enumerated() where text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                throw ModelError(texts.count == 1 ? "the text is empty" : "text \(i + 1) is empty")
+            }
             let tokenizer = try model.requireTokenizer()
             let rule = PackingRule.forModel(model.config, tokenizer: tokenizer, context: 0, bos: bos)
             var seqs: [[Int32]] = []
             for (i, text) in texts.enumerated() {
-                guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-                    throw ModelError(texts.count == 1 ? "the text is empty" : "text \(i + 1) is empty")
-                }
                 let ids = rule.single(tokenizer.encode(text), architecture: model.config.architecture)
                 guard !ids.isEmpty else { throw ModelError("text \(i + 1) gives no tokens") }
                 seqs.append(ids)

@@ -49,11 +49,15 @@ public struct Harvester {
             .init(name: LayerCapture.hookName(layer, "pattern"), dtype: .f32, shape: [n, c.nHead, T, T]),
         ]
         if logits { columns.append(.init(name: "logits", dtype: .f32, shape: [n, T, c.vocabSize])) }
+        // Logits dominate memory (GPT-2: 50257 floats per token, 0.8 GB for a 32×128 batch), so
+        // with --logits the batch shrinks to keep each batch's logits near 256 MB.
+        let logitBytesPerSequence = T * c.vocabSize * 4
+        let effectiveBatch = logits ? max(1, min(batchSize, (256 << 20) / max(1, logitBytesPerSequence))) : batchSize
         let writer = try HarvestWriter(path: path, columns: columns)
         let start = Date()
         do {
             var first = 0
-            for batch in sequences.batches(size: batchSize) {
+            for batch in sequences.batches(size: effectiveBatch) {
                 let capture: LayerCapture
                 var output: ModelOutput?
                 if logits {

@@ -1,0 +1,73 @@
+import Foundation
+import QKTensor
+import QKModels
+
+/// The bilinear QK map restricted to co-firing pairs, read off the two decoders.
+///
+///     M[i,j,h] = <W_decQ[i, head h], W_decK[j, kv head g(h)]> / sqrt(d_head)
+///     B[h,j]   = <b_decQ[head h],    W_decK[j, kv head g(h)]> / sqrt(d_head)
+///
+/// The score of head h from query position p to key position s is
+/// Σ_ij aQ_i(p) aK_j(s) M[i,j,h] m[i,j,h] + Σ_j B[h,j] aK_j(s); the query-feature × key-bias and
+/// bias × bias terms are constant along s and cancel in the softmax, so they are never formed.
+public struct PairMapWeights: Sendable {
+    public let nHead: Int
+    /// `M` per mask entry (see `CooccurrenceIndex.entry(pair:head:heads:)`).
+    public let pairValue: [Float]
+    /// `B` as `[key feature, head]` (heads innermost, like the entries).
+    public let keyBias: [Float]
+
+    public init(query: Transcoder, key: Transcoder, config: ModelConfig, index: CooccurrenceIndex) throws {
+        let h = config.nHead, dh = config.dHead
+        guard config.nKVHead > 0, h % config.nKVHead == 0 else {
+            throw PairMapError("pair map: \(h) heads cannot be grouped over \(config.nKVHead) key/value heads")
+        }
+        guard query.dOut == h * dh else {
+            throw PairMapError("pair map: query decoder writes \(query.dOut) values, the model's q has \(h)×\(dh)")
+        }
+        guard key.dOut == config.nKVHead * dh else {
+            throw PairMapError("pair map: key decoder writes \(key.dOut) values, the model's k has \(config.nKVHead)×\(dh)")
+        }
+        guard query.dHidden == index.queryWidth, key.dHidden == index.keyWidth else {
+            throw PairMapError("pair map: index built for \(index.queryWidth)×\(index.keyWidth) features, transcoders have \(query.dHidden)×\(key.dHidden)")
+        }
+        nHead = h
+        let scale = 1 / Float(dh).squareRoot()
+        let kvOf = (0..<h).map { config.kvHead(of: $0) }
+        let qOut = query.dOut, kOut = key.dOut
+        var values = [Float](repeating: 0, count: index.pairCount * h)
+        let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 8))
+        query.wDec.data.withUnsafeBufferPointer { wq in
+            key.wDec.data.withUnsafeBufferPointer { wk in
+                values.withUnsafeMutableBufferPointer { out in
+                    let wq = wq.baseAddress!, wk = wk.baseAddress!, out = out.baseAddress!
+                    DispatchQueue.concurrentPerform(iterations: workers) { w in
+                        var i = w
+                        while i < index.queryWidth {
+                            for pair in index.pairStart[i]..<index.pairStart[i + 1] {
+                                let j = Int(index.pairKey[pair])
+                                for head in 0..<h {
+                                    let a = wq + i * qOut + head * dh, b = wk + j * kOut + kvOf[head] * dh
+                                    var s: Float = 0
+                                    for d in 0..<dh { s += a[d] * b[d] }
+                                    out[index.entry(pair: pair, head: head, heads: h)] = s * scale
+                                }
+                            }
+                            i += workers
+                        }
+                    }
+                }
+            }
+        }
+        pairValue = values
+        var bias = [Float](repeating: 0, count: index.keyWidth * h)
+        for j in 0..<index.keyWidth {
+            for head in 0..<h {
+                var s: Float = 0
+                for d in 0..<dh { s += query.bDec.data[head * dh + d] * key.wDec.data[j * kOut + kvOf[head] * dh + d] }
+                bias[j * h + head] = s * scale
+            }
+        }
+        keyBias = bias
+    }
+}
