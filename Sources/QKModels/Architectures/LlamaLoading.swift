@@ -21,10 +21,15 @@ extension LlamaModel {
         let eps = Float(try file.double("llama.attention.layer_norm_rms_epsilon"))
         let theta = Float(file["llama.rope.freq_base"]?.double ?? 10000)
         let ctx = file["llama.context_length"]?.int ?? 2048
-        guard nLayer > 0, d > 0, nHead > 0, nKV > 0, d % nHead == 0, nHead % nKV == 0, (d / nHead) % 2 == 0 else {
-            throw ModelError("\(path): inconsistent GGUF dimensions (d_model \(d), heads \(nHead), kv heads \(nKV), layers \(nLayer))")
+        // Head size: `key_length` when the file states it (it may differ from d_model / n_head).
+        let dHead = file["llama.attention.key_length"]?.int ?? (nHead > 0 ? d / nHead : 0)
+        guard nLayer > 0, d > 0, nHead > 0, nKV > 0, nHead % nKV == 0, dHead > 0, dHead % 2 == 0,
+              file["llama.attention.key_length"] != nil || d % nHead == 0 else {
+            throw ModelError("\(path): inconsistent GGUF dimensions (d_model \(d), heads \(nHead), kv heads \(nKV), head size \(dHead), layers \(nLayer))")
         }
-        let dHead = d / nHead
+        if let v = file["llama.attention.value_length"]?.int, v != dHead {
+            throw ModelError("\(path): value head size \(v) differs from key head size \(dHead); not supported")
+        }
         if let ropeDims = file["llama.rope.dimension_count"]?.int, ropeDims != dHead {
             throw ModelError("\(path): partial RoPE (\(ropeDims) of \(dHead) head dims) is not supported")
         }
@@ -110,7 +115,8 @@ extension LlamaModel {
                 gateUp: try reader.tensor(p + "mlp.gate_proj.weight", [dFF, d]) + (try reader.tensor(p + "mlp.up_proj.weight", [dFF, d])),
                 down: try reader.tensor(p + "mlp.down_proj.weight", [d, dFF]))
         }
-        let head: [Float]? = tied ? nil : try reader.optional("lm_head.weight", [vocab, d])
+        // An untied model must ship its head (transformers would otherwise start it at random).
+        let head: [Float]? = tied ? nil : try reader.tensor("lm_head.weight", [vocab, d])
         let weights = LlamaWeights(embedding: try reader.tensor("model.embed_tokens.weight", [vocab, d]), layers: layers,
                                    finalNorm: try reader.tensor("model.norm.weight", [d]), lmHead: head, dFF: dFF, rmsEps: eps)
         let config = ModelConfig(architecture: .llama, nLayer: nLayer, dModel: d, nHead: nHead, nKVHead: nKV, dHead: dHead,

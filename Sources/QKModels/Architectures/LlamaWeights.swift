@@ -41,8 +41,11 @@ struct LlamaWeightReader {
     }
 
     func optional(_ name: String, _ shape: [Int]) throws -> [Float]? {
-        guard try fetch(name) != nil else { return nil }
-        return try tensor(name, shape)
+        guard let t = try fetch(name) else { return nil }
+        guard t.shape == shape else {
+            throw ModelError("\(source): tensor '\(name)' has shape \(t.shape), expected \(shape)")
+        }
+        return t.data
     }
 }
 
