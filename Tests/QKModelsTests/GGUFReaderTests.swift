@@ -81,6 +81,12 @@ final class GGUFReaderTests: XCTestCase {
         XCTAssertEqual(try f.tensor("w").data, [1, 2, 3, 4])
     }
 
+    func testBigEndianIsNamed() throws {
+        var b = GGUFBuilder(); b.version = UInt32(3).byteSwapped
+        let path = try b.write(self)
+        assertOneLineError([path, "big-endian"]) { _ = try GGUFFile(path: path) }
+    }
+
     func testBadMagic() throws {
         var b = GGUFBuilder(); b.magic = Array("GGML".utf8)
         let path = try b.write(self)

@@ -45,6 +45,10 @@ public final class GGUFFile: @unchecked Sendable {
             throw TensorFileError(file: path, message: "not a GGUF file: magic is '\(shown)', expected 'GGUF'")
         }
         version = try c.take(UInt32.self, "version")
+        // The magic is always written little-endian; a big-endian file shows in its version.
+        if version.byteSwapped == 2 || version.byteSwapped == 3 {
+            throw TensorFileError(file: path, message: "big-endian GGUF files are not supported (only little-endian)")
+        }
         guard version == 2 || version == 3 else {
             throw TensorFileError(file: path, message: "GGUF version \(version) is not supported (only versions 2 and 3)")
         }
