@@ -3,26 +3,6 @@ import XCTest
 import QKTensor
 @testable import QKModels
 
-/// Stands in for the model's tokenizer where a test feeds token ids directly (these tests
-/// compare the runtime on ids; tokenisation has its own tests).
-struct NoTextTokenizer: Tokenizer {
-    var vocabSize: Int
-    func encode(_ text: String) -> [Int32] { [] }
-    func tokenString(_ id: Int32) -> String { "<\(id)>" }
-    func decode(_ ids: [Int32]) -> String { ids.map { "<\($0)>" }.joined() }
-    var bosID: Int32? { nil }
-    var eosID: Int32? { nil }
-}
-
-/// Loaded once, as `qkdb` loads it (tokenizer from the GGUF metadata): dequantising SmolLM2
-/// takes a few seconds in a debug build.
-enum SmolLM2 {
-    static let model: Result<LlamaModel, Error> = Result {
-        guard let m = try loadLlamaModel(path: LlamaFixtures.smolGGUF) else { throw ModelError("SmolLM2 GGUF not recognised") }
-        return m
-    }
-}
-
 final class LlamaParityTests: XCTestCase {
     /// A random 2-layer HF Llama with grouped-query attention (4 query heads, 2 kv heads),
     /// untied LM head and random norm weights: every hook and the logits match transformers.
@@ -139,88 +119,5 @@ final class LlamaParityTests: XCTestCase {
         XCTAssertEqual(a.shape, b.shape, what, file: file, line: line)
         guard a.shape == b.shape else { return }
         XCTAssertLessThan(a.maxAbsDifference(b), tol, what, file: file, line: line)
-    }
-}
-
-final class LlamaSinkTests: XCTestCase {
-    /// SmolLM2 adds no BOS, yet its first token is where idle heads park attention: at a
-    /// middle layer most heads send most of the last query's attention to position 0.
-    func testFirstTokenIsTheSinkWithoutBOS() throws {
-        let model = try SmolLM2.model.get()
-        let ref = try SafeTensorsFile(path: LlamaFixtures.dir.appendingPathComponent("smollm2_reference.safetensors").path)
-        let ids = try ref.intArray("p0.tokens").values.map { Int32($0) }
-        let batch = TokenBatch(sequences: [ids])
-        let flags = AttentionSinks.positions(batch, bosID: model.bosID)
-        XCTAssertEqual(flags.enumerated().filter(\.element).map(\.offset), [0])
-        let p = try model.capture(batch, layer: 15).pattern
-        let T = ids.count
-        var toFirst: Float = 0
-        for h in 0..<9 { toFirst += p[0, h, T - 1, 0] }
-        XCTAssertGreaterThan(toFirst / 9, 0.5)
-    }
-
-    func testPrependingBOS() throws {
-        let batch = TokenBatch(sequences: [[5, 6], [7, 8]]).prependingBOS(1)
-        XCTAssertEqual(batch.ids, [1, 5, 6, 1, 7, 8])
-        XCTAssertEqual(batch.length, 3)
-        XCTAssertEqual(AttentionSinks.positions(TokenBatch(sequences: [[4, 1, 4]]), bosID: 1), [true, true, false])
-    }
-}
-
-final class LlamaTokenizerParityTests: XCTestCase {
-    /// Text in, the GGUF file's own tokenizer: the same ids transformers gets, then the same top 5.
-    func testSmolLM2TextMatchesTransformers() throws {
-        let model = try SmolLM2.model.get()
-        let tokenizer: any Tokenizer
-        do { tokenizer = try model.requireTokenizer() } catch where "\(error)".contains("not built yet") {
-            throw XCTSkip("GGUF tokenizer not merged yet")
-        }
-        let ref = try SafeTensorsFile(path: LlamaFixtures.dir.appendingPathComponent("smollm2_reference.safetensors").path)
-        let prompts = try JSONDecoder().decode([String].self, from: Data(try XCTUnwrap(ref.metadata["prompts"]).utf8))
-        XCTAssertEqual(prompts.count, 3)
-        for (p, text) in prompts.enumerated() {
-            let ids = tokenizer.encode(text)
-            XCTAssertEqual(ids, try ref.intArray("p\(p).tokens").values.map { Int32($0) }, "prompt \(p): \(text.debugDescription)")
-            let logits = try XCTUnwrap(try model.forward(TokenBatch(sequences: [ids]), patch: nil).logits)
-            let V = model.config.vocabSize, last = Array(logits.data[((ids.count - 1) * V)..<(ids.count * V)])
-            let top5 = last.indices.sorted { last[$0] > last[$1] }.prefix(5).map { Int32($0) }
-            XCTAssertEqual(top5, try ref.intArray("p\(p).top5").values.map { Int32($0) }, "prompt \(p) top-5")
-        }
-        XCTAssertEqual(model.tokenizer.bosID, 1)
-    }
-}
-
-final class LlamaHFConfigTests: XCTestCase {
-    /// A copy of the tiny checkpoint with its config.json edited.
-    private func tinyCopy(editing edit: (inout [String: Any]) -> Void) throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qkdb-llama-\(UUID().uuidString)")
-        try FileManager.default.copyItem(at: LlamaFixtures.dir.appendingPathComponent("tiny"), to: dir)
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
-        let url = dir.appendingPathComponent("config.json")
-        var json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
-        edit(&json)
-        try JSONSerialization.data(withJSONObject: json).write(to: url)
-        return dir.path
-    }
-
-    func testUnsupportedSettingsAreNamed() throws {
-        let scaled = try tinyCopy { $0["rope_parameters"] = ["rope_type": "llama3", "rope_theta": 500.0] }
-        assertOneLineError(["config.json", "RoPE type 'llama3'"]) { _ = try loadModel(path: scaled) }
-        let biased = try tinyCopy { $0["attention_bias"] = true }
-        assertOneLineError(["config.json", "attention_bias"]) { _ = try loadModel(path: biased) }
-        let wrongHeads = try tinyCopy { $0["num_key_value_heads"] = 4 }
-        assertOneLineError(["model.safetensors", "k_proj.weight", "shape"]) { _ = try loadModel(path: wrongHeads) }
-    }
-
-    /// `tie_word_embeddings: true` uses the embedding as the head even though lm_head.weight is present.
-    func testTiedHeadUsesTheEmbedding() throws {
-        let tied = try tinyCopy { $0["tie_word_embeddings"] = true }
-        let a = try XCTUnwrap(try loadModel(path: tied) as? LlamaModel)
-        let b = try XCTUnwrap(try loadModel(path: LlamaFixtures.dir.appendingPathComponent("tiny").path) as? LlamaModel)
-        XCTAssertNil(a.weights.lmHead)
-        XCTAssertNotNil(b.weights.lmHead)
-        let batch = TokenBatch(sequences: [[1, 2, 3]])
-        let la = try XCTUnwrap(try a.forward(batch, patch: nil).logits), lb = try XCTUnwrap(try b.forward(batch, patch: nil).logits)
-        XCTAssertGreaterThan(la.maxAbsDifference(lb), 1e-3)
     }
 }

@@ -3,13 +3,6 @@ import XCTest
 import QKTensor
 @testable import QKModels
 
-/// Paths shared by the GGUF and Llama tests (located from this file, so any working directory works).
-enum LlamaFixtures {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let dir = root.appendingPathComponent("Tests/Fixtures/llama")
-    static let smolGGUF = root.appendingPathComponent("models/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct.Q4_1.gguf").path
-}
-
 /// Writes small GGUF files byte by byte, so the tests can build exactly the corrupt or unusual
 /// file each case needs (wrong magic, a truncated table, an unsupported tensor type, ...).
 struct GGUFBuilder {
