@@ -147,6 +147,14 @@ final class GGUFReaderTests: XCTestCase {
         assertOneLineError([path, "metadata count"]) { _ = try GGUFFile(path: path) }
     }
 
+    /// Names come from the file: a newline in a corrupt key is escaped, so the error stays one line.
+    func testControlCharactersInNamesAreEscaped() throws {
+        var b = GGUFBuilder()
+        b.kv.append(("bad\nkey", 99, [0, 0, 0, 0]))
+        let path = try b.write(self)
+        assertOneLineError([path, "bad\\nkey", "99"]) { _ = try GGUFFile(path: path) }
+    }
+
     func testUnknownMetadataTypeIsNamed() throws {
         var b = GGUFBuilder()
         b.kv.append(("weird.key", 99, [0, 0, 0, 0]))

@@ -37,6 +37,10 @@ public func ggufFile(inDirectory dir: String) throws -> String? {
 }
 
 private func openGGUFLlama(_ path: String) throws -> LlamaModel {
+    try oneLineErrors { try openGGUFLlamaUnchecked(path) }
+}
+
+private func openGGUFLlamaUnchecked(_ path: String) throws -> LlamaModel {
     let file = try GGUFFile(path: path)
     // Architecture first, so a non-Llama file is named as such rather than as lacking a tokenizer.
     let arch = try file.string("general.architecture")

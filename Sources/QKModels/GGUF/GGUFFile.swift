@@ -33,7 +33,18 @@ public final class GGUFFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        file = try MappedFile(path: path)
+        let parsed = try oneLineErrors { try GGUFFile.parse(path: path) }
+        file = parsed.file; version = parsed.version; metadata = parsed.metadata; metadataKeys = parsed.metadataKeys
+        tensors = parsed.tensors; tensorNames = parsed.tensorNames; alignment = parsed.alignment; dataStart = parsed.dataStart
+    }
+
+    private struct Parsed {
+        var file: MappedFile, version: UInt32, metadata: [String: GGUFValue], metadataKeys: [String]
+        var tensors: [String: TensorInfo], tensorNames: [String], alignment: Int, dataStart: Int
+    }
+
+    private static func parse(path: String) throws -> Parsed {
+        let file = try MappedFile(path: path)
         var c = GGUFCursor(bytes: file.bytes, path: path)
         guard file.size >= 4 else { throw TensorFileError(file: path, message: "not a GGUF file: only \(file.size) bytes") }
         let magic = try c.take(UInt32.self, "magic")
@@ -44,7 +55,7 @@ public final class GGUFFile: @unchecked Sendable {
             }.joined()
             throw TensorFileError(file: path, message: "not a GGUF file: magic is '\(shown)', expected 'GGUF'")
         }
-        version = try c.take(UInt32.self, "version")
+        let version = try c.take(UInt32.self, "version")
         // The magic is always written little-endian; a big-endian file shows in its version.
         if version.byteSwapped == 2 || version.byteSwapped == 3 {
             throw TensorFileError(file: path, message: "big-endian GGUF files are not supported (only little-endian)")
@@ -66,8 +77,6 @@ public final class GGUFFile: @unchecked Sendable {
             if meta[key] == nil { keys.append(key) }
             meta[key] = try c.value(type, key: key)
         }
-        metadata = meta
-        metadataKeys = keys
 
         var align = 32
         if let a = meta["general.alignment"] {
@@ -76,7 +85,6 @@ public final class GGUFFile: @unchecked Sendable {
             }
             align = v
         }
-        alignment = align
 
         var infos: [String: TensorInfo] = [:], names: [String] = []
         for _ in 0..<nTensors {
@@ -98,9 +106,7 @@ public final class GGUFFile: @unchecked Sendable {
             infos[name] = TensorInfo(name: name, shape: dims.reversed(), type: type, offset: Int(off))
             names.append(name)
         }
-        tensors = infos
-        tensorNames = names
-        dataStart = (c.offset + align - 1) / align * align
+        let dataStart = (c.offset + align - 1) / align * align
 
         // Byte spans: every tensor must lie inside the file, aligned, without overlapping another.
         var spans: [(start: Int, end: Int, name: String)] = []
@@ -124,6 +130,8 @@ public final class GGUFFile: @unchecked Sendable {
         for i in spans.indices.dropFirst() where spans[i].start < spans[i - 1].end && spans[i].end > spans[i].start {
             throw TensorFileError(file: path, tensor: spans[i].name, message: "data overlaps tensor '\(spans[i - 1].name)'")
         }
+        return Parsed(file: file, version: version, metadata: meta, metadataKeys: keys, tensors: infos, tensorNames: names,
+                      alignment: align, dataStart: dataStart)
     }
 
     /// Bytes a tensor's data takes, nil for unsupported types (and for element counts that are
@@ -140,12 +148,16 @@ public final class GGUFFile: @unchecked Sendable {
     public func contains(_ name: String) -> Bool { tensors[name] != nil }
 
     public func info(_ name: String) throws -> TensorInfo {
-        guard let t = tensors[name] else { throw TensorFileError(file: path, tensor: name, message: "not found in GGUF file") }
+        guard let t = tensors[name] else { throw TensorFileError(file: path, tensor: name.escapedForMessage, message: "not found in GGUF file") }
         return t
     }
 
     /// Raw bytes of a tensor's data (a view into the mapping).
     public func rawBytes(_ name: String) throws -> UnsafeRawBufferPointer {
+        try oneLineErrors { try rawBytesUnchecked(name) }
+    }
+
+    private func rawBytesUnchecked(_ name: String) throws -> UnsafeRawBufferPointer {
         let t = try info(name)
         guard t.type.isSupported else {
             throw TensorFileError(file: path, tensor: name, message: "GGML type \(t.type) is not supported (qkdb reads F32, F16, BF16, Q8_0, Q4_0, Q4_1)")
@@ -172,20 +184,20 @@ public final class GGUFFile: @unchecked Sendable {
 
     /// An integer metadata value, or an error naming the key.
     public func int(_ key: String) throws -> Int {
-        guard let v = metadata[key] else { throw TensorFileError(file: path, message: "GGUF metadata '\(key)' is missing") }
-        guard let i = v.int else { throw TensorFileError(file: path, message: "GGUF metadata '\(key)' is \(v), not an integer") }
+        guard let v = metadata[key] else { throw TensorFileError(file: path, message: "GGUF metadata '\(key.escapedForMessage)' is missing") }
+        guard let i = v.int else { throw TensorFileError(file: path, message: "GGUF metadata '\(key.escapedForMessage)' is \(String(describing: v).escapedForMessage), not an integer") }
         return i
     }
 
     public func double(_ key: String) throws -> Double {
-        guard let v = metadata[key] else { throw TensorFileError(file: path, message: "GGUF metadata '\(key)' is missing") }
-        guard let d = v.double else { throw TensorFileError(file: path, message: "GGUF metadata '\(key)' is \(v), not a number") }
+        guard let v = metadata[key] else { throw TensorFileError(file: path, message: "GGUF metadata '\(key.escapedForMessage)' is missing") }
+        guard let d = v.double else { throw TensorFileError(file: path, message: "GGUF metadata '\(key.escapedForMessage)' is \(String(describing: v).escapedForMessage), not a number") }
         return d
     }
 
     public func string(_ key: String) throws -> String {
-        guard let v = metadata[key] else { throw TensorFileError(file: path, message: "GGUF metadata '\(key)' is missing") }
-        guard let s = v.string else { throw TensorFileError(file: path, message: "GGUF metadata '\(key)' is \(v), not a string") }
+        guard let v = metadata[key] else { throw TensorFileError(file: path, message: "GGUF metadata '\(key.escapedForMessage)' is missing") }
+        guard let s = v.string else { throw TensorFileError(file: path, message: "GGUF metadata '\(key.escapedForMessage)' is \(String(describing: v).escapedForMessage), not a string") }
         return s
     }
 }
