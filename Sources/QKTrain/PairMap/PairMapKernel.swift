@@ -290,51 +290,6 @@ func expShiftStrided(_ x: UnsafeMutablePointer<Float>, _ stride: Int, _ n: Int, 
     return (a0 + a1) + (a2 + a3)
 }
 
-/// row[s] += bias[s] for s < n, returning max_s row[s], Σ target·row and Σ target. Four
-/// independent accumulators per sum, so the loop is not one long dependency chain.
-@inline(__always)
-func addBiasAndReduce(_ row: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, _ target: UnsafePointer<Float>,
-                      _ n: Int) -> (max: Float, dot: Float, mass: Float) {
-    var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0
-    var d0: Float = 0, d1: Float = 0, d2: Float = 0, d3: Float = 0
-    var t0: Float = 0, t1: Float = 0, t2: Float = 0, t3: Float = 0
-    var s = 0
-    while s + 4 <= n {
-        let v0 = row[s] + bias[s], v1 = row[s + 1] + bias[s + 1], v2 = row[s + 2] + bias[s + 2], v3 = row[s + 3] + bias[s + 3]
-        row[s] = v0; row[s + 1] = v1; row[s + 2] = v2; row[s + 3] = v3
-        m0 = v0 > m0 ? v0 : m0; m1 = v1 > m1 ? v1 : m1; m2 = v2 > m2 ? v2 : m2; m3 = v3 > m3 ? v3 : m3
-        d0 += target[s] * v0; d1 += target[s + 1] * v1; d2 += target[s + 2] * v2; d3 += target[s + 3] * v3
-        t0 += target[s]; t1 += target[s + 1]; t2 += target[s + 2]; t3 += target[s + 3]
-        s += 4
-    }
-    while s < n {
-        let v = row[s] + bias[s]
-        row[s] = v
-        m0 = v > m0 ? v : m0; d0 += target[s] * v; t0 += target[s]
-        s += 1
-    }
-    let m01 = m0 > m1 ? m0 : m1, m23 = m2 > m3 ? m2 : m3
-    return (m01 > m23 ? m01 : m23, (d0 + d1) + (d2 + d3), (t0 + t1) + (t2 + t3))
-}
-
-/// x[s] = exp(x[s] − shift) for s < n, returning the sum. Uses `fastExp` (a branch-free
-/// polynomial), because a libm call per score would cost as much as the GEMMs; arguments are
-/// ≤ 0 here, so only underflow matters.
-@inline(__always)
-func expShiftInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ shift: Float) -> Float {
-    var a0: Float = 0, a1: Float = 0, a2: Float = 0, a3: Float = 0
-    var s = 0
-    while s + 4 <= n {
-        let e0 = fastExp(x[s] - shift), e1 = fastExp(x[s + 1] - shift)
-        let e2 = fastExp(x[s + 2] - shift), e3 = fastExp(x[s + 3] - shift)
-        x[s] = e0; x[s + 1] = e1; x[s + 2] = e2; x[s + 3] = e3
-        a0 += e0; a1 += e1; a2 += e2; a3 += e3
-        s += 4
-    }
-    while s < n { let e = fastExp(x[s] - shift); x[s] = e; a0 += e; s += 1 }
-    return (a0 + a1) + (a2 + a3)
-}
-
 /// exp(x) = 2^k · e^r with k = round(x·log2 e) (by the 1.5·2^23 rounding trick), r = x − k·ln 2
 /// (ln 2 in two parts) and a degree-6 Taylor polynomial for e^r on |r| ≤ ln2/2: relative error
 /// ~2e-7, about Float's own. Inputs below −87 give 0; inputs are expected ≤ 88.
