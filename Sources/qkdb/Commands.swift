@@ -18,5 +18,6 @@ extension QKDB {
         ImportPairsCommand.self,
         VerifyCommand.self,
         ReportCommand.self,
+        StoreBenchCommand.self,
     ]
 }

@@ -1,7 +1,60 @@
 import ArgumentParser
+import Foundation
+import QKModels
 
-/// `qkdb harvest` — placeholder until its issue lands; replaced by the real command.
+/// `qkdb harvest` — run a model on text or token ids and write one layer's hook tensors
+/// (and optionally the logits) to a `.safetensors` file. Thin: parse, call `Harvester`, print.
 struct HarvestCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "harvest", abstract: "Run a model on text and write its layer's hook tensors to a .safetensors file.")
-    func run() throws { throw ValidationError("`qkdb harvest` is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "harvest",
+        abstract: "Run a model on text and write its layer's hook tensors to a .safetensors file.",
+        discussion: """
+        Writes tokens [n, ctx] (int32), blocks.L.hook_attn_in [n, ctx, d_model], blocks.L.attn.hook_q \
+        [n, ctx, n_head, d_head], blocks.L.attn.hook_k [n, ctx, n_kv_head, d_head], \
+        blocks.L.attn.hook_pattern [n, n_head, ctx, ctx] and, with --logits, logits [n, ctx, vocab].
+        """)
+
+    enum YesNo: String, ExpressibleByArgument { case yes, no }
+
+    @Option(help: "Model folder (config.json + model.safetensors + tokenizer files).")
+    var model: String
+    @Option(help: "Layer whose attention hooks are captured (0-based).")
+    var layer: Int
+    @Option(help: "A text to run as one sequence of its natural length (repeatable; texts must tokenize to equal lengths).")
+    var text: [String] = []
+    @Option(help: "Token ids: .npy or .safetensors (tensor 'tokens'), int32/int64 [n, ctx], used as is.")
+    var tokens: String?
+    @Option(help: "Corpus: .txt (documents split on blank lines), .jsonl (field 'text'), or a directory of them.")
+    var corpus: String?
+    @Option(help: "Output .safetensors file.")
+    var out: String
+    @Option(help: "Tokens per packed sequence (--corpus only).")
+    var context: Int = 128
+    @Option(help: "Harvest at most this many sequences.")
+    var maxSequences: Int?
+    @Option(help: "Prepend the model's BOS token (decoders; BERT always adds [CLS]/[SEP]).")
+    var bos: YesNo = .yes
+    @Flag(help: "Also write logits [n, ctx, vocab] (models with an LM head).")
+    var logits = false
+    @Option(help: "Sequences per forward pass.")
+    var batchSize: Int = 32
+
+    func run() throws {
+        // Checked here rather than in validate(): a ValidationError would print usage lines too.
+        let given = [!text.isEmpty, tokens != nil, corpus != nil].filter { $0 }.count
+        guard given == 1 else { throw ModelError("give exactly one of --text, --tokens, --corpus") }
+        AllocatorTuning.reuseLargeBlocks()
+        let m = try loadModel(path: model)
+        let harvester = try Harvester(model: m, layer: layer, batchSize: batchSize)
+        let input: HarvestInput = corpus.map { .corpus(path: $0) } ?? tokens.map { .tokens(path: $0) } ?? .texts(text)
+        let sequences = try input.sequences(for: m, context: context, maxSequences: maxSequences, bos: bos == .yes)
+        // A live bar only on a terminal: piped stderr is reserved for the one-line error.
+        let bar = isatty(2) != 0 ? ProgressBar("harvest", total: Double(sequences.count * sequences.context), unit: "tok") : nil
+        let s = try harvester.harvest(sequences, logits: logits, to: out) { done in
+            bar?.update(Double(done * sequences.context))
+        }
+        bar?.finish()
+        print("wrote \(s.sequences) sequences × \(s.context) tokens of layer \(layer) to \(out) "
+              + "in \(String(format: "%.2f", s.seconds)) s (\(Int(s.tokensPerSecond)) tokens/s)")
+    }
 }

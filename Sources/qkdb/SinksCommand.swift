@@ -1,7 +1,38 @@
 import ArgumentParser
+import Foundation
+import QKStore
 
-/// `qkdb sinks` — placeholder until its issue lands; replaced by the real command.
+/// `qkdb sinks` — attention-sink key features (firing on BOS / [CLS]) and, per head, the query
+/// features whose pairs into them carry the most attention importance.
 struct SinksCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sinks", abstract: "Key features that make heads attend to the first token, and the query features that use them.")
-    func run() throws { throw ValidationError("`qkdb sinks` is not built yet") }
+
+    @OptionGroup var location: StoreLocation
+    @Option(name: .customLong("run"), help: "Run id (see `qkdb runs`).") var runID: Int64
+    @Option(help: "Minimum share of a key feature's activation on BOS to count as a sink.") var threshold: Double = 0.9
+    @Option(help: "Query features per sink and head; 0 = all.") var top: Int = 5
+    @Option(help: "table, csv or json.") var format: StoreOutputFormat = .table
+
+    func validate() throws {
+        guard top >= 0 else { throw StoreError("--top must be 0 (all) or positive") }
+        guard threshold.isFinite else { throw StoreError("--threshold must be a number") }
+    }
+
+    func run() throws {
+        let store = try Store(path: location.store)
+        let sinks = try store.sinks(run: runID, threshold: threshold, topQueries: top)
+        var t = ResultTable(headers: ["key_feature", "bos_fraction", "key_density", "total_importance", "head", "head_importance",
+                                      "query_feature", "importance", "query_density"])
+        for s in sinks {
+            let lead: [ResultTable.Cell] = [.int(s.keyFeature), .double(s.bosFraction), .init(s.density), .double(s.totalImportance)]
+            if s.heads.isEmpty { t.rows.append(lead + [.null, .null, .null, .null, .null]) }
+            for h in s.heads {
+                for q in h.queries {
+                    t.rows.append(lead + [.int(h.head), .double(h.importance), .int(q.queryFeature), .float(q.importance), .init(q.density)])
+                }
+                if h.queries.isEmpty { t.rows.append(lead + [.int(h.head), .double(h.importance), .null, .null, .null]) }
+            }
+        }
+        printOut(t.render(format))
+    }
 }

@@ -1,1 +1,0 @@
-// \(t) — see docs/DESIGN.md

@@ -1,0 +1,69 @@
+import Foundation
+import GRDB
+
+/// An attention-sink key feature: it fires (almost) only on BOS / [CLS], and the pairs into it
+/// carry attention importance on some heads.
+public struct SinkFeature: Sendable {
+    public var keyFeature: Int
+    public var bosFraction: Double
+    public var density: Double?
+    /// Sum over heads of `heads[i].importance`.
+    public var totalImportance: Double
+    /// Heads with at least one pair into the feature, in head order.
+    public var heads: [SinkHead]
+}
+
+public struct SinkHead: Sendable {
+    public var head: Int
+    /// Sum of the importance of every pair into the key feature on this head.
+    public var importance: Double
+    /// The query features whose pairs into the key feature carry the most importance, best first.
+    public var queries: [SinkQuery]
+}
+
+public struct SinkQuery: Sendable {
+    public var queryFeature: Int
+    public var importance: Float
+    /// The query feature's density, when the run stores its statistics.
+    public var density: Double?
+}
+
+extension Store {
+    /// Key features with bos_fraction ≥ `threshold`, ranked by the importance their pairs carry
+    /// (summed over heads; ties to the lower index), each with its top `topQueries` query features per head.
+    public func sinks(run: Int64, threshold: Double = 0.9, topQueries: Int = 5) throws -> [SinkFeature] {
+        guard topQueries >= 0 else { throw StoreError("--top must be 0 (all) or positive, got \(topQueries)") }
+        return try read { db in
+            let cached = try cachedRun(run, db)
+            guard let map = cached.pairMap else { throw StoreError("\(path): run \(run) has no pair map yet") }
+            guard map.columns.contains(.importance) else { throw StoreError("\(path): run \(run) has no importance column, which sinks ranks by") }
+            let keyCount = try Int.fetchOne(db, sql: "SELECT count(*) FROM features WHERE run_id = ? AND side = 'key' AND bos_fraction IS NOT NULL", arguments: [run]) ?? 0
+            guard keyCount > 0 else { throw StoreError("\(path): run \(run) has no key-feature statistics (bos_fraction), which sinks needs") }
+            let candidates = try Row.fetchAll(db, sql: """
+                SELECT idx, bos_fraction, density FROM features WHERE run_id = ? AND side = 'key' AND bos_fraction >= ? ORDER BY idx
+                """, arguments: [run, threshold])
+            var queryDensity: [Int: Double] = [:]
+            let cursor = try Row.fetchCursor(db, sql: "SELECT idx, density FROM features WHERE run_id = ? AND side = 'query' AND density IS NOT NULL", arguments: [run])
+            while let row = try cursor.next() { queryDensity[row[0]] = row[1] }
+            var out: [SinkFeature] = []
+            for c in candidates {
+                let j: Int = c["idx"]
+                var heads: [SinkHead] = []
+                for h in 0..<cached.shape.nHead {
+                    // Every pair into the key feature, with exact importance (from the query-major ordering).
+                    let all = try rankedRow(run: run, map: map, shape: cached.shape, side: .key, feature: j, head: h,
+                                            top: 0, order: .importance, ascending: false, db)
+                    guard !all.isEmpty else { continue }
+                    let total = all.reduce(0.0) { $0 + Double($1.importance ?? 0) }
+                    let chosen = topQueries == 0 ? all : Array(all.prefix(topQueries))
+                    heads.append(SinkHead(head: h, importance: total, queries: chosen.map {
+                        SinkQuery(queryFeature: $0.queryFeature, importance: $0.importance ?? 0, density: queryDensity[$0.queryFeature])
+                    }))
+                }
+                out.append(SinkFeature(keyFeature: j, bosFraction: c["bos_fraction"], density: c["density"],
+                                       totalImportance: heads.reduce(0) { $0 + $1.importance }, heads: heads))
+            }
+            return out.sorted { $0.totalImportance != $1.totalImportance ? $0.totalImportance > $1.totalImportance : $0.keyFeature < $1.keyFeature }
+        }
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import GRDB
+
+/// A `.qkdb` store: one SQLite file (WAL mode) holding runs, dense tensors, the chunked pair map
+/// of each run in both orderings, feature statistics, examples, sequences and vocabulary.
+///
+/// Opening checks, before trusting anything inside, that the file is SQLite, is not truncated,
+/// is a qkdb store, and is not of a newer format, and says which in one line naming the file.
+/// Each write method is one transaction, so a crash or kill leaves every earlier state readable.
+/// An instance is meant for one thread at a time (it reuses compression contexts).
+public final class Store: @unchecked Sendable {
+    public let path: String
+    let dbQueue: DatabaseQueue
+    let zstd = Zstd()
+    /// Per-run facts that queries consult on every call (shape, columns, codec), read once.
+    var runCache: [Int64: CachedRun] = [:]
+
+    struct CachedRun {
+        var shape: PairMapShape
+        var pairMap: PairMapInfo?
+    }
+
+    public enum Mode: Sendable { case readOnly, readWrite, create }
+
+    /// Opens an existing store (`.readOnly` / `.readWrite`), or opens-or-creates one (`.create`).
+    public init(path: String, mode: Mode = .readOnly) throws {
+        self.path = path
+        let exists = FileManager.default.fileExists(atPath: path)
+        if !exists && mode != .create { throw StoreError("\(path): no such store") }
+        if exists {
+            try Store.checkFileHeader(path)
+        }
+        var config = Configuration()
+        config.readonly = mode == .readOnly
+        config.busyMode = .timeout(10)
+        config.foreignKeysEnabled = true
+        // A page cache big enough for a working set of chunks, so warm queries do not re-read pages.
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA cache_size = -65536")
+        }
+        do {
+            dbQueue = try DatabaseQueue(path: path, configuration: config)
+        } catch {
+            throw Store.wrap(error, path: path)
+        }
+        if exists {
+            try checkFormat()
+        } else {
+            do {
+                try dbQueue.writeWithoutTransaction { db in
+                    // 64 KiB pages hold many ~6 KB chunk rows each, so little space is lost to page
+                    // fragmentation, and one read brings in a whole chunk.
+                    try db.execute(sql: "PRAGMA page_size = 65536")
+                    try db.execute(sql: "PRAGMA journal_mode = WAL")
+                    try db.inTransaction {
+                        try db.execute(sql: StoreSchema.sql)
+                        return .commit
+                    }
+                }
+            } catch {
+                try? FileManager.default.removeItem(atPath: path)
+                throw Store.wrap(error, path: path)
+            }
+        }
+    }
+
+    /// Rejects files that are not SQLite or are shorter than their own header says.
+    static func checkFileHeader(_ path: String) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw StoreError("\(path): cannot be read") }
+        defer { try? handle.close() }
+        let header = (try? handle.read(upToCount: 100)) ?? Data()
+        guard header.count == 100, header.starts(with: Array("SQLite format 3\0".utf8)) else {
+            throw StoreError("\(path): not a qkdb store (not an SQLite database file)")
+        }
+        let rawPageSize = Int(header[16]) << 8 | Int(header[17])
+        let pageSize = rawPageSize == 1 ? 65536 : rawPageSize
+        let pages = header[28..<32].reduce(0) { $0 << 8 | Int($1) }
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        let walSize = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
+        guard pageSize >= 512, pageSize.nonzeroBitCount == 1 else { throw StoreError("\(path): damaged SQLite header (page size \(rawPageSize))") }
+        if walSize == 0 && (size % pageSize != 0 || size < pages * pageSize) {
+            throw StoreError("\(path): truncated (\(size) bytes, its header describes \(pages * pageSize))")
+        }
+    }
+
+    private func checkFormat() throws {
+        let version: String?
+        let application: String?
+        do {
+            (version, application) = try dbQueue.read { db in
+                guard try db.tableExists("meta") else { return (nil, nil) }
+                return (try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'format_version'"),
+                        try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'application'"))
+            }
+        } catch {
+            throw Store.wrap(error, path: path)
+        }
+        guard application == "qkdb", let version else { throw StoreError("\(path): not a qkdb store (an SQLite database without qkdb's meta table)") }
+        guard let v = Int(version) else { throw StoreError("\(path): damaged store (format version '\(version)')") }
+        if v > StoreSchema.formatVersion {
+            throw StoreError("\(path): store format version \(v) is newer than this qkdb reads (\(StoreSchema.formatVersion)); upgrade qkdb")
+        }
+        if v < 1 { throw StoreError("\(path): damaged store (format version \(v))") }
+    }
+
+    /// One line naming the file for any SQLite or GRDB failure.
+    static func wrap(_ error: Error, path: String) -> Error {
+        if error is StoreError { return error }
+        if let e = error as? DatabaseError {
+            let message = e.message ?? "SQLite error \(e.resultCode.rawValue)"
+            switch e.resultCode {
+            case .SQLITE_NOTADB: return StoreError("\(path): not a qkdb store (\(message))")
+            case .SQLITE_CORRUPT: return StoreError("\(path): the SQLite file is corrupt (\(message)); run `qkdb verify`")
+            case .SQLITE_READONLY: return StoreError("\(path): cannot write (\(message))")
+            default: return StoreError("\(path): \(message)")
+            }
+        }
+        return StoreError("\(path): \(error)")
+    }
+
+    /// Runs `body` in a read transaction (one consistent snapshot), with errors naming the file.
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try dbQueue.read(body) } catch { throw Store.wrap(error, path: path) }
+    }
+
+    /// Runs `body` in one write transaction: all of it lands, or none of it.
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try dbQueue.write(body) } catch { throw Store.wrap(error, path: path) }
+    }
+
+    static func now() -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date())
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import GRDB
+
+/// What `verify` found. A clean store has no problems.
+public struct VerifyReport: Sendable {
+    public var runs = 0
+    public var chunks = 0
+    public var pairs = 0
+    public var tensors = 0
+    public var sequences = 0
+    /// One line per problem, each naming the run, chunk, tensor or sequence at fault.
+    public var problems: [String] = []
+    public var isClean: Bool { problems.isEmpty }
+}
+
+extension Store {
+    /// Checks everything: SQLite's integrity check and foreign keys, every chunk (checksum, full
+    /// decode, ordering, contiguity), pair counts against the catalog, every tensor and sequence.
+    public func verify() throws -> VerifyReport {
+        var report = VerifyReport()
+        do {
+            try dbQueue.read { db in
+                for line in try String.fetchAll(db, sql: "PRAGMA integrity_check") where line != "ok" {
+                    report.problems.append("\(path): SQLite integrity: \(line)")
+                }
+                if try Row.fetchOne(db, sql: "PRAGMA foreign_key_check") != nil {
+                    report.problems.append("\(path): rows refer to runs that do not exist")
+                }
+                guard report.problems.isEmpty else { return }
+                let runs = try Int64.fetchAll(db, sql: "SELECT id FROM runs ORDER BY id")
+                report.runs = runs.count
+                let orphans = try Int64.fetchAll(db, sql: "SELECT DISTINCT run_id FROM pair_chunks WHERE run_id NOT IN (SELECT run_id FROM pair_maps)")
+                for r in orphans { report.problems.append("\(path): run \(r) has pair chunks but no pair map catalog entry") }
+                for run in runs {
+                    runCache[run] = nil
+                    let cached: CachedRun
+                    do { cached = try cachedRun(run, db) } catch { report.problems.append("\(error)"); continue }
+                    if let map = cached.pairMap { verifyPairMap(run: run, map: map, shape: cached.shape, db, &report) }
+                    verifyBlobs(run: run, db, &report)
+                }
+            }
+        } catch {
+            report.problems.append("\(Store.wrap(error, path: path))")
+        }
+        return report
+    }
+
+    private func verifyPairMap(run: Int64, map: PairMapInfo, shape: PairMapShape, _ db: Database, _ report: inout VerifyReport) {
+        for side in FeatureSide.allCases {
+            var total = 0, expectedSeq = 0
+            var previous: (head: Int, lead: Int, trail: Int)? = nil
+            do {
+                let cursor = try Row.fetchCursor(db, sql: "SELECT \(Store.chunkColumns) FROM pair_chunks WHERE run_id = ? AND ordering = ? ORDER BY seq",
+                                                 arguments: [run, side.ordering])
+                while let row = try cursor.next() {
+                    let record = try chunkRecord(row, run: run)
+                    report.chunks += 1
+                    do {
+                        guard record.seq == expectedSeq else {
+                            throw StoreError("\(path): run \(run) \(side.rawValue)-major chunks jump from \(expectedSeq - 1) to \(record.seq)")
+                        }
+                        expectedSeq += 1
+                        let reader = try PairChunkReader(record: record, run: run, codec: map.codec(side), zstd: zstd, shape: shape)
+                        let trails = try reader.trails(extent: shape.extent(side.other))
+                        _ = try reader.floats(names: map.storedColumns(side))
+                        let first = (record.head, Int(reader.rowLeads[0]), Int(trails[0]))
+                        if let p = previous, !(p < first) {
+                            throw StoreError("\(path): \(record.name(run: run)) is out of order after the chunk before it")
+                        }
+                        let lastRow = reader.rowLeads.count - 1
+                        previous = (record.head, Int(reader.rowLeads[lastRow]), Int(trails[record.nnz - 1]))
+                        total += record.nnz
+                    } catch {
+                        report.problems.append("\(error)")
+                    }
+                }
+            } catch {
+                report.problems.append("\(Store.wrap(error, path: path))")
+            }
+            if total != map.nnz && report.problems.isEmpty {
+                report.problems.append("\(path): run \(run) \(side.rawValue)-major chunks hold \(total) pairs, the catalog says \(map.nnz)")
+            }
+            if side == .query { report.pairs += total }
+        }
+    }
+
+    private func verifyBlobs(run: Int64, _ db: Database, _ report: inout VerifyReport) {
+        do {
+            for row in try Row.fetchAll(db, sql: "SELECT name, shape, checksum, data FROM tensors WHERE run_id = ?", arguments: [run]) {
+                report.tensors += 1
+                do { _ = try decodeTensor(row, run: run, name: row["name"]) } catch { report.problems.append("\(error)") }
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT id, n_tokens, checksum, tokens FROM sequences WHERE run_id = ?", arguments: [run]) {
+                report.sequences += 1
+                do { _ = try decodeSequence(row, run: run, id: row["id"]) } catch { report.problems.append("\(error)") }
+            }
+        } catch {
+            report.problems.append("\(Store.wrap(error, path: path))")
+        }
+    }
+}

@@ -1,0 +1,65 @@
+import CZstd
+
+/// zstd compression with reusable contexts. Frames carry zstd's own content checksum and the
+/// decompressed size, so a damaged blob is rejected while decoding, never returned as wrong data.
+/// One instance per store connection (contexts are not thread-safe).
+final class Zstd {
+    private let cctx: OpaquePointer
+    private let dctx: OpaquePointer
+    let level: Int32
+
+    init(level: Int32 = 6) {
+        cctx = ZSTD_createCCtx()
+        dctx = ZSTD_createDCtx()
+        self.level = level
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)
+        ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)
+    }
+
+    deinit {
+        ZSTD_freeCCtx(cctx)
+        ZSTD_freeDCtx(dctx)
+    }
+
+    func compress(_ src: UnsafeRawBufferPointer) -> [UInt8] {
+        let bound = ZSTD_compressBound(src.count)
+        var out = [UInt8](repeating: 0, count: bound)
+        let n = out.withUnsafeMutableBytes { dst in
+            ZSTD_compress2(cctx, dst.baseAddress, bound, src.baseAddress, src.count)
+        }
+        // Compression of in-memory data into a bound-sized buffer cannot fail short of a zstd bug.
+        if ZSTD_isError(n) != 0 { return [] }
+        out.removeSubrange(n...)
+        return out
+    }
+
+    func compress<T>(_ values: [T]) -> [UInt8] {
+        values.withUnsafeBytes { compress($0) }
+    }
+
+    /// Decompresses a frame that must hold exactly `expectedBytes` bytes into `dst`.
+    /// `what` names the blob for the error message.
+    func decompress(_ src: [UInt8], into dst: UnsafeMutableRawBufferPointer, what: @autoclosure () -> String) throws {
+        let size = src.withUnsafeBytes { ZSTD_getFrameContentSize($0.baseAddress, $0.count) }
+        guard size == UInt64(dst.count) else {
+            throw StoreError("\(what()): compressed blob is damaged (declares \(size >= ZSTD_CONTENTSIZE_ERROR ? "no valid size" : "\(size) bytes"), expected \(dst.count))")
+        }
+        let n = src.withUnsafeBytes { s in ZSTD_decompressDCtx(dctx, dst.baseAddress, dst.count, s.baseAddress, s.count) }
+        if ZSTD_isError(n) != 0 {
+            throw StoreError("\(what()): compressed blob is damaged (\(String(cString: ZSTD_getErrorName(n))))")
+        }
+        guard n == dst.count else { throw StoreError("\(what()): compressed blob is damaged (short by \(dst.count - n) bytes)") }
+    }
+
+    func decompress<T>(_ src: [UInt8], count: Int, as type: T.Type, what: @autoclosure () -> String) throws -> [T] where T: FixedWidthInteger {
+        var out = [T](repeating: 0, count: count)
+        try out.withUnsafeMutableBytes { try decompress(src, into: $0, what: what()) }
+        return out
+    }
+
+    func decompressBytes(_ src: [UInt8], count: Int, what: @autoclosure () -> String) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        try out.withUnsafeMutableBytes { try decompress(src, into: $0, what: what()) }
+        return out
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+
+/// How the learning rate moves over a run.
+public enum LearningRateSchedule: String, Sendable, Codable, CaseIterable {
+    /// Linear warm-up, then constant.
+    case constant
+    /// Linear warm-up, then cosine decay to `minLRFraction` of the peak at the last step.
+    case cosine
+}
+
+/// Everything that decides a step-1 run. Defaults follow the reference run (DESIGN §8).
+public struct TrainingOptions: Sendable, Codable, Equatable {
+    /// Features per dictionary.
+    public var dHidden: Int = 1536
+    public var queryActivation: TranscoderActivation = .relu
+    public var keyActivation: TranscoderActivation = .relu
+    public var objective = ObjectiveWeights()
+    /// When set (ReLU only), λ adapts each step toward this mean L0 per dictionary: multiplied by
+    /// exp(rate·(L0 − target)/target), so it rises while codes are too dense and falls when too sparse.
+    public var l0Target: Double? = nil
+    public var l0AdaptRate: Double = 0.01
+    public var learningRate: Float = 1e-3
+    public var warmupSteps: Int = 100
+    public var schedule: LearningRateSchedule = .constant
+    public var minLRFraction: Float = 0.1
+    /// Global gradient-norm clipping per dictionary (0 = off).
+    public var clipNorm: Float = 1
+    /// Steps over which λ rises linearly from 0 (lets features form before sparsity bites).
+    public var penaltyWarmupSteps: Int = 100
+    /// Sequences per optimiser step.
+    public var batchSequences: Int = 8
+    /// Tokens to train on (the run ends when this many have been seen).
+    public var trainTokens: Int = 2_500_000
+    /// Sequences set aside before training, never trained on, for the metrics.
+    public var heldOutSequences: Int = 64
+    /// Sequences read and shuffled together (bigger mixes better; costs memory).
+    public var shuffleBlockSequences: Int = 64
+    public var seed: UInt64 = 0
+    /// Fraction of tokens each feature fires on at the start (b_enc is calibrated on the first
+    /// batch); 0 leaves b_enc = 0.
+    public var initialDensity: Double = 0.03
+    /// A feature that has not fired for this many training tokens is dead.
+    public var deadWindowTokens: Int = 100_000
+    /// Resample dead features (re-aim them at the worst-reconstructed inputs); off = `--no-resample`.
+    public var resample: Bool = true
+    /// Check for dead features every this many tokens (0 = every `deadWindowTokens`).
+    public var resampleEveryTokens: Int = 25_000
+    /// Stop resampling after this fraction of the run, so the last features settle.
+    public var resampleUntilFraction: Double = 0.8
+    /// Threads for the trainer's own parallel loops (BLAS is kept single-threaded meanwhile).
+    public var threads: Int = 2
+    /// Report progress every this many steps.
+    public var progressEverySteps: Int = 10
+
+    public init() {}
+
+    public func validate() throws {
+        func bad(_ m: String) -> TrainError { TrainError("training options: \(m)") }
+        guard dHidden > 0 else { throw bad("--d-hidden must be positive, got \(dHidden)") }
+        guard batchSequences > 0 else { throw bad("--batch must be positive, got \(batchSequences)") }
+        guard trainTokens > 0 else { throw bad("--train-tokens must be positive, got \(trainTokens)") }
+        guard learningRate > 0, learningRate.isFinite else { throw bad("--lr must be a positive number, got \(learningRate)") }
+        guard heldOutSequences >= 0 else { throw bad("held-out sequences must be ≥ 0, got \(heldOutSequences)") }
+        guard objective.lambdaQ >= 0, objective.lambdaK >= 0 else { throw bad("--sparsity must be ≥ 0") }
+        if let t = l0Target, !(t > 0) { throw bad("--l0-target must be positive, got \(t)") }
+        for a in [queryActivation, keyActivation] {
+            if case .topK(let k) = a, k <= 0 || k > dHidden { throw bad("TopK k must be in 1...\(dHidden), got \(k)") }
+        }
+        guard threads > 0 else { throw bad("threads must be positive") }
+    }
+
+    /// Learning rate at optimiser step `step` (1-based) of `totalSteps`.
+    public func learningRate(step: Int, totalSteps: Int) -> Float {
+        if warmupSteps > 0 && step <= warmupSteps { return learningRate * Float(step) / Float(warmupSteps) }
+        switch schedule {
+        case .constant: return learningRate
+        case .cosine:
+            let span = max(1, totalSteps - warmupSteps)
+            let f = min(1, Float(step - warmupSteps) / Float(span))
+            let c = 0.5 * (1 + cos(Float.pi * f))
+            return learningRate * (minLRFraction + (1 - minLRFraction) * c)
+        }
+    }
+
+    /// Fraction of λ applied at step `step` (penalty warm-up).
+    public func penaltyFactor(step: Int) -> Float {
+        penaltyWarmupSteps > 0 ? min(1, Float(step) / Float(penaltyWarmupSteps)) : 1
+    }
+}

@@ -1,0 +1,257 @@
+import Foundation
+import QKTensor
+
+/// What the trainer reports as it goes (the CLI renders it as a progress bar).
+public struct TrainingProgress: Sendable {
+    public var step: Int
+    public var tokens: Int
+    public var totalTokens: Int
+    public var tokensPerSecond: Double
+    public var loss: Double
+    public var patternKL: Double
+    public var l0Query: Double, l0Key: Double
+    /// Features that fired within the dead-feature window.
+    public var liveQuery: Int, liveKey: Int
+    public var etaSeconds: Double
+    public var lambdaQuery: Float, lambdaKey: Float
+}
+
+/// A flag the trainer checks once per step; setting it (from a signal handler, say) makes `train`
+/// write its checkpoint and return early with `completed == false`.
+public final class CancellationFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    public init() {}
+    public func cancel() { lock.lock(); value = true; lock.unlock() }
+    public var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return value }
+}
+
+/// The outcome of a step-1 run.
+public struct TrainingResult: Sendable {
+    public var query: Transcoder
+    public var key: Transcoder
+    /// Held-out metrics and per-feature firing counts (nil when the run was cancelled).
+    public var evaluation: Step1Evaluation?
+    public var completed: Bool
+    public var steps: Int
+    public var tokensSeen: Int
+    public var tokensPerSecond: Double
+    public var options: TrainingOptions
+    public var geometry: AttentionGeometry
+    public var layer: Int
+    /// λ at the end (differs from the option when an L0 target moved it).
+    public var lambdaQuery: Float, lambdaKey: Float
+    /// Features resampled over the run, per dictionary.
+    public var resampledQuery: Int, resampledKey: Int
+    /// Features that fired within the last `deadWindowTokens` training tokens (the rest are dead).
+    public var liveInWindowQuery: Int, liveInWindowKey: Int
+    /// Where the checkpoint was written, when the run was cancelled and a path was given.
+    public var checkpointPath: String?
+}
+
+/// Trains the query and key transcoders of one layer (DESIGN §4) from an `ActivationSource`.
+///
+///     let trainer = try TranscoderTrainer(options: opts, source: HarvestFileSource(path: "h.safetensors"))
+///     let result = try trainer.train(progress: { print($0.tokens) })
+///
+/// Deterministic: the same options, seed and data give the same weights bit-for-bit on one machine
+/// (threads split work by fixed ranges, and every reduction runs in a fixed order).
+public final class TranscoderTrainer {
+    public let options: TrainingOptions
+    public let source: ActivationSource
+    public var geometry: AttentionGeometry { source.geometry }
+
+    public init(options: TrainingOptions, source: ActivationSource) throws {
+        try options.validate()
+        try source.geometry.validate()
+        self.options = options; self.source = source
+    }
+
+    public func train(progress: ((TrainingProgress) -> Void)? = nil, cancel: CancellationFlag? = nil,
+                      checkpointPath: String? = nil, resumeFrom: String? = nil) throws -> TrainingResult {
+        let o = options, g = geometry
+        // OpenBLAS runs single-threaded inside the step (the trainer splits the work itself), but
+        // keeps its threads while reading data, which may run the model (on-the-fly harvesting).
+        let savedThreads = BLAS.threads
+        defer { BLAS.setThreads(savedThreads) }
+
+        var stream = SequenceStream(source: source, heldOut: o.heldOutSequences, blockSize: o.shuffleBlockSequences, seed: o.seed)
+        let heldOut = try stream.readHeldOut()
+        var state: TrainerState
+        var pending: TrainingBatch? = nil
+        if let resumeFrom {
+            let (s, saved, savedGeometry) = try Step1Checkpoint.read(resumeFrom)
+            var comparable = saved; comparable.trainTokens = o.trainTokens; comparable.progressEverySteps = o.progressEverySteps
+            guard comparable == o else { throw TrainError("checkpoint \(resumeFrom): written with different training options; resume with the same ones") }
+            guard savedGeometry == g, s.query.dOut == g.qWidth, s.key.dOut == g.kWidth,
+                  s.query.dHidden == o.dHidden, s.key.dHidden == o.dHidden else {
+                throw TrainError("checkpoint \(resumeFrom): written for a different attention layer shape")
+            }
+            try stream.restore(s.stream)
+            state = s
+        } else {
+            let first = try nextBatch(&stream)
+            pending = first
+            state = initialState(first, stream: stream)
+        }
+        let tokensPerStep = o.batchSequences * max(1, state.sequenceLength)
+        let totalSteps = max(1, (o.trainTokens + tokensPerStep - 1) / tokensPerStep)
+        let acts = (query: o.queryActivation, key: o.keyActivation)
+        var gradQ = TranscoderParameters(zerosIn: state.query.dIn, hidden: o.dHidden, out: g.qWidth)
+        var gradK = TranscoderParameters(zerosIn: state.key.dIn, hidden: o.dHidden, out: g.kWidth)
+        var resampledQ = 0, resampledK = 0
+        let started = Date()
+        let tokensAtStart = state.tokensSeen
+        var lastL0 = (0.0, 0.0)
+
+        while state.tokensSeen < o.trainTokens {
+            if let cancel, cancel.isCancelled {
+                state.stream = stream.state
+                if let checkpointPath { try Step1Checkpoint.write(state, options: o, geometry: g, to: checkpointPath) }
+                return result(state, evaluation: nil, completed: false, started: started, tokensAtStart: tokensAtStart,
+                              resampled: (resampledQ, resampledK), checkpointPath: checkpointPath)
+            }
+            let batch: TrainingBatch
+            if let p = pending { batch = p; pending = nil } else {
+                BLAS.setThreads(savedThreads)
+                batch = try nextBatch(&stream)
+            }
+            BLAS.setThreads(1)
+            guard batch.dModel == state.query.dIn, batch.dModel == state.key.dIn else {
+                throw TrainError("layer \(source.layer): activations are \(batch.dModel) wide but the transcoders read \(state.query.dIn)")
+            }
+            state.step += 1
+            gradQ.zero(); gradK.zero()
+            var w = o.objective
+            let f = o.penaltyFactor(step: state.step)
+            w.lambdaQ = state.lambdaQuery * f; w.lambdaK = state.lambdaKey * f
+            let r = withUnsafeMutablePointer(to: &gradQ) { gq in
+                withUnsafeMutablePointer(to: &gradK) { gk in
+                    Step1Objective.evaluate(query: state.query, key: state.key, activations: acts, batch: batch,
+                                            geometry: g, weights: w, gradQ: gq, gradK: gk, threads: o.threads)
+                }
+            }
+            guard r.total.isFinite else {
+                throw TrainError("layer \(source.layer) step \(state.step): the loss became \(r.total); lower --lr or the sparsity")
+            }
+            // Clip each dictionary's whole gradient to norm ≤ clipNorm.
+            func clip(_ grad: inout TranscoderParameters) {
+                let norm = Float(grad.squaredNorm().squareRoot())
+                if o.clipNorm > 0 && norm > o.clipNorm { grad.scale(by: o.clipNorm / norm) }
+            }
+            clip(&gradQ); clip(&gradK)
+            let lr = o.learningRate(step: state.step, totalSteps: totalSteps)
+            state.adamQuery.update(&state.query, gradient: gradQ, lr: lr, step: state.step)
+            state.adamKey.update(&state.key, gradient: gradK, lr: lr, step: state.step)
+            state.tokensSeen += batch.tokens
+            state.activityQuery.record(r.codesQ, tokenCount: state.tokensSeen)
+            state.activityKey.record(r.codesK, tokenCount: state.tokensSeen)
+            lastL0 = (r.codesQ.meanL0, r.codesK.meanL0)
+
+            if let target = o.l0Target {
+                func adapt(_ l: inout Float, _ l0: Double) {
+                    l = Float(min(10, max(1e-9, Double(l) * exp(o.l0AdaptRate * (l0 - target) / target))))
+                }
+                if o.queryActivation == .relu { adapt(&state.lambdaQuery, lastL0.0) }
+                if o.keyActivation == .relu { adapt(&state.lambdaKey, lastL0.1) }
+            }
+
+            if o.resample && state.tokensSeen >= state.nextResampleAt
+                && Double(state.tokensSeen) <= o.resampleUntilFraction * Double(o.trainTokens) {
+                let every = o.resampleEveryTokens > 0 ? o.resampleEveryTokens : o.deadWindowTokens
+                state.nextResampleAt = state.tokensSeen + every
+                let deadQ = state.activityQuery.dead(at: state.tokensSeen), deadK = state.activityKey.dead(at: state.tokensSeen)
+                if !deadQ.isEmpty {
+                    let live = state.activityQuery.lastFired.map { state.tokensSeen - $0 < o.deadWindowTokens }
+                    DeadFeatureResampler.resample(&state.query, features: deadQ, codes: r.codesQ, x: batch.x, target: batch.q,
+                                                  tokenError: r.tokenErrorQ, live: live, rng: &state.rng)
+                    state.adamQuery.reset(features: deadQ)
+                    for i in deadQ { state.activityQuery.lastFired[i] = state.tokensSeen }
+                    resampledQ += deadQ.count
+                }
+                if !deadK.isEmpty {
+                    let live = state.activityKey.lastFired.map { state.tokensSeen - $0 < o.deadWindowTokens }
+                    DeadFeatureResampler.resample(&state.key, features: deadK, codes: r.codesK, x: batch.x, target: batch.k,
+                                                  tokenError: r.tokenErrorK, live: live, rng: &state.rng)
+                    state.adamKey.reset(features: deadK)
+                    for i in deadK { state.activityKey.lastFired[i] = state.tokensSeen }
+                    resampledK += deadK.count
+                }
+            }
+
+            if let progress, state.step % max(1, o.progressEverySteps) == 0 || state.tokensSeen >= o.trainTokens {
+                let elapsed = Date().timeIntervalSince(started)
+                let rate = elapsed > 0 ? Double(state.tokensSeen - tokensAtStart) / elapsed : 0
+                progress(TrainingProgress(
+                    step: state.step, tokens: state.tokensSeen, totalTokens: o.trainTokens, tokensPerSecond: rate,
+                    loss: r.total, patternKL: r.klFull, l0Query: lastL0.0, l0Key: lastL0.1,
+                    liveQuery: state.activityQuery.liveCount(at: state.tokensSeen),
+                    liveKey: state.activityKey.liveCount(at: state.tokensSeen),
+                    etaSeconds: rate > 0 ? Double(max(0, o.trainTokens - state.tokensSeen)) / rate : 0,
+                    lambdaQuery: state.lambdaQuery, lambdaKey: state.lambdaKey))
+            }
+        }
+        state.stream = stream.state
+        let trainedFor = Date().timeIntervalSince(started)
+        BLAS.setThreads(1)
+        var evaluation = HeldOutEvaluator.evaluate(query: state.query, key: state.key, activations: acts, sequences: heldOut,
+                                                   geometry: g, weights: o.objective, chunk: o.batchSequences, threads: o.threads)
+        evaluation.metrics.tokensPerSecond = trainedFor > 0 ? Double(state.tokensSeen - tokensAtStart) / trainedFor : 0
+        return result(state, evaluation: evaluation, completed: true, started: started, tokensAtStart: tokensAtStart,
+                      resampled: (resampledQ, resampledK), checkpointPath: nil)
+    }
+
+    private func result(_ s: TrainerState, evaluation: Step1Evaluation?, completed: Bool, started: Date, tokensAtStart: Int,
+                        resampled: (Int, Int), checkpointPath: String?) -> TrainingResult {
+        let elapsed = Date().timeIntervalSince(started)
+        return TrainingResult(
+            query: s.query.transcoder(activation: options.queryActivation), key: s.key.transcoder(activation: options.keyActivation),
+            evaluation: evaluation, completed: completed, steps: s.step, tokensSeen: s.tokensSeen,
+            tokensPerSecond: evaluation?.metrics.tokensPerSecond ?? (elapsed > 0 ? Double(s.tokensSeen - tokensAtStart) / elapsed : 0),
+            options: options, geometry: geometry, layer: source.layer, lambdaQuery: s.lambdaQuery, lambdaKey: s.lambdaKey,
+            resampledQuery: resampled.0, resampledKey: resampled.1,
+            liveInWindowQuery: s.activityQuery.liveCount(at: s.tokensSeen), liveInWindowKey: s.activityKey.liveCount(at: s.tokensSeen),
+            checkpointPath: checkpointPath)
+    }
+
+    private func nextBatch(_ stream: inout SequenceStream) throws -> TrainingBatch {
+        var seqs: [TrainingBatch] = []
+        seqs.reserveCapacity(options.batchSequences)
+        for _ in 0..<options.batchSequences { seqs.append(try stream.next()) }
+        let first = seqs[0]
+        for s in seqs where s.length != first.length || s.dModel != first.dModel {
+            throw TrainError("layer \(source.layer): sequences of \(first.length) and \(s.length) tokens (width \(first.dModel) and \(s.dModel)) in one batch; pack the corpus to one fixed context length")
+        }
+        return TrainingBatch.stacking(seqs)
+    }
+
+    /// Fresh weights (see `TranscoderParameters.init`) with b_dec from the first batch's means.
+    private func initialState(_ first: TrainingBatch, stream: SequenceStream) -> TrainerState {
+        let o = options, g = geometry
+        var rng = TrainingRandom(seed: o.seed)
+        func columnMean(_ v: [Float], width: Int) -> [Float] {
+            let rows = v.count / width
+            var m = [Double](repeating: 0, count: width)
+            for r in 0..<rows { for c in 0..<width { m[c] += Double(v[r * width + c]) } }
+            return m.map { Float($0 / Double(max(rows, 1))) }
+        }
+        var ss = 0.0
+        for v in first.x { ss += Double(v) * Double(v) }
+        let inputNorm = Float((ss / Double(max(first.tokens, 1))).squareRoot())
+        var q = TranscoderParameters(dIn: first.dModel, hidden: o.dHidden, out: g.qWidth,
+                                     dataMean: columnMean(first.q, width: g.qWidth), inputNorm: inputNorm, rng: &rng)
+        var k = TranscoderParameters(dIn: first.dModel, hidden: o.dHidden, out: g.kWidth,
+                                     dataMean: columnMean(first.k, width: g.kWidth), inputNorm: inputNorm, rng: &rng)
+        if o.initialDensity > 0 {
+            q.calibrateEncoderBias(x: first.x, rows: first.tokens, density: o.initialDensity)
+            k.calibrateEncoderBias(x: first.x, rows: first.tokens, density: o.initialDensity)
+        }
+        let every = o.resampleEveryTokens > 0 ? o.resampleEveryTokens : o.deadWindowTokens
+        return TrainerState(query: q, key: k, adamQuery: AdamState(like: q), adamKey: AdamState(like: k),
+                            rng: rng, stream: stream.state,
+                            lambdaQuery: o.objective.lambdaQ, lambdaKey: o.objective.lambdaK,
+                            activityQuery: FeatureActivityTracker(features: o.dHidden, window: o.deadWindowTokens),
+                            activityKey: FeatureActivityTracker(features: o.dHidden, window: o.deadWindowTokens),
+                            nextResampleAt: every, sequenceLength: first.length)
+    }
+}

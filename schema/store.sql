@@ -1,0 +1,136 @@
+-- qkdb store, format version 1: the single source of truth for the layout of a `.qkdb` file.
+-- QKStore applies exactly this text (Sources/QKStore/Schema.swift embeds it; a test checks they match).
+-- Every table is STRICT so a wrong type is an error, never a silent coercion.
+
+-- Key/value facts about the file itself; `format_version` tells a reader whether it can read it.
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value TEXT NOT NULL
+) STRICT;
+
+-- One row per decomposition (trained by the pipeline or imported from a COO file).
+CREATE TABLE runs (
+    id           INTEGER PRIMARY KEY,
+    name         TEXT    NOT NULL,
+    kind         TEXT    NOT NULL CHECK (kind IN ('trained', 'imported')),
+    model        TEXT,
+    architecture TEXT,
+    layer        INTEGER,
+    n_head       INTEGER NOT NULL CHECK (n_head > 0),
+    n_kv_head    INTEGER,
+    d_head       INTEGER,
+    d_model      INTEGER,
+    d_query      INTEGER NOT NULL CHECK (d_query >= 0),
+    d_key        INTEGER NOT NULL CHECK (d_key >= 0),
+    config       TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(config)),
+    metrics      TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(metrics)),
+    status       TEXT    NOT NULL,
+    created_at   TEXT    NOT NULL,
+    updated_at   TEXT    NOT NULL
+) STRICT;
+
+-- Dense tensors (dictionary weights): zstd-compressed little-endian bytes.
+-- `checksum` covers the compressed bytes; `shape` is a JSON array.
+CREATE TABLE tensors (
+    run_id   INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    name     TEXT    NOT NULL,
+    dtype    TEXT    NOT NULL CHECK (dtype IN ('f32')),
+    shape    TEXT    NOT NULL CHECK (json_valid(shape)),
+    checksum INTEGER NOT NULL,
+    data     BLOB    NOT NULL,
+    PRIMARY KEY (run_id, name)
+) STRICT;
+
+-- The catalog entry of a run's pair map ([d_query, d_key, n_head] sparse tensor).
+-- `value_codec` is 'f32' (lossless) or the lossy 'fp16' / 'bf16'; `max_abs_error` is a JSON object
+-- giving, per float column, the largest absolute error the codec introduced (all 0 for f32).
+-- `columns` (JSON array) names the float columns the run has, all stored in the query-major
+-- ordering; `key_columns` names the one(s) the key-major ordering repeats for ranking (importance,
+-- or value when the run has no importance). `extra_columns` names additional per-pair float columns.
+-- `chunk_nnz` / `key_chunk_nnz`: target pairs per chunk of each ordering.
+CREATE TABLE pair_maps (
+    run_id        INTEGER PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+    nnz           INTEGER NOT NULL CHECK (nnz >= 0),
+    value_codec   TEXT    NOT NULL CHECK (value_codec IN ('f32', 'fp16', 'bf16')),
+    max_abs_error TEXT    NOT NULL CHECK (json_valid(max_abs_error)),
+    columns       TEXT    NOT NULL CHECK (json_valid(columns)),
+    key_columns   TEXT    NOT NULL CHECK (json_valid(key_columns)),
+    extra_columns TEXT    NOT NULL DEFAULT '[]' CHECK (json_valid(extra_columns)),
+    chunk_nnz     INTEGER NOT NULL CHECK (chunk_nnz > 0),
+    key_chunk_nnz INTEGER NOT NULL CHECK (key_chunk_nnz > 0)
+) STRICT;
+
+-- Chunks of the pair map, stored twice: ordering 0 sorts by (head, query, key) and leads with the
+-- query feature; ordering 1 sorts by (head, key, query) and leads with the key feature.
+-- (head, first_lead, last_lead) is the zone map; a long row may continue into the next chunk.
+-- `leads`: CSR of the rows (distinct leading features as deltas from first_lead, then offsets);
+-- `trails`: trailing features as deltas restarting at each row; `floats`: the ordering's float
+-- columns, each byte-shuffled, concatenated, one zstd frame. Ordering 0 holds every column
+-- (pair_maps.columns then extra_columns) in small chunks, so one pair is cheap to fetch;
+-- ordering 1 holds only the ranking column(s) of pair_maps.key_columns, and a key-feature query
+-- fetches the other columns of the pairs it returns from ordering 0.
+-- `checksum` covers the zone map, counts and every blob.
+CREATE TABLE pair_chunks (
+    run_id            INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    ordering          INTEGER NOT NULL CHECK (ordering IN (0, 1)),
+    seq               INTEGER NOT NULL,
+    head              INTEGER NOT NULL,
+    first_lead        INTEGER NOT NULL,
+    last_lead         INTEGER NOT NULL,
+    nnz               INTEGER NOT NULL CHECK (nnz > 0),
+    checksum          INTEGER NOT NULL,
+    leads             BLOB    NOT NULL,
+    trails            BLOB    NOT NULL,
+    floats            BLOB    NOT NULL,
+    PRIMARY KEY (run_id, ordering, seq)
+) STRICT;
+-- The zone-map index: a query seeks (run, ordering, head, last_lead >= f) and reads entries while
+-- first_lead <= f, without touching a table row until it has found its chunks.
+CREATE INDEX pair_chunks_zone ON pair_chunks (run_id, ordering, head, last_lead, first_lead);
+
+-- Per-feature statistics of each dictionary.
+CREATE TABLE features (
+    run_id          INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    side            TEXT    NOT NULL CHECK (side IN ('query', 'key')),
+    idx             INTEGER NOT NULL CHECK (idx >= 0),
+    alive           INTEGER NOT NULL CHECK (alive IN (0, 1)),
+    density         REAL,
+    mean_activation REAL,
+    max_activation  REAL,
+    bos_fraction    REAL,
+    label           TEXT,
+    PRIMARY KEY (run_id, side, idx)
+) STRICT;
+
+-- Max-activating examples of each feature (rank 0 = strongest).
+CREATE TABLE examples (
+    run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    side        TEXT    NOT NULL CHECK (side IN ('query', 'key')),
+    feature     INTEGER NOT NULL,
+    rank        INTEGER NOT NULL,
+    sequence_id INTEGER NOT NULL,
+    position    INTEGER NOT NULL,
+    activation  REAL    NOT NULL,
+    PRIMARY KEY (run_id, side, feature, rank)
+) STRICT;
+
+-- Token sequences the examples point into: zstd-compressed little-endian int32 token ids.
+CREATE TABLE sequences (
+    run_id   INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    id       INTEGER NOT NULL,
+    n_tokens INTEGER NOT NULL CHECK (n_tokens >= 0),
+    checksum INTEGER NOT NULL,
+    tokens   BLOB    NOT NULL,
+    PRIMARY KEY (run_id, id)
+) STRICT;
+
+-- The tokenizer's vocabulary, so examples can be shown as text without the model.
+CREATE TABLE vocabulary (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    id     INTEGER NOT NULL,
+    token  TEXT    NOT NULL,
+    PRIMARY KEY (run_id, id)
+) STRICT;
+
+INSERT INTO meta (key, value) VALUES ('format_version', '1');
+INSERT INTO meta (key, value) VALUES ('application', 'qkdb');
