@@ -10,6 +10,7 @@ import QKTrain
 ///
 ///   QKDB_MINILM_HARVEST=layer2.safetensors QKDB_MINILM_DICTS=export_dir [QKDB_MINILM_HELD_OUT=32]
 ///   [QKDB_MASK_PENALTY=…] [QKDB_MASK_LR=…] [QKDB_MASK_EPOCHS=…] [QKDB_MASK_THRESHOLD=…]
+///   [QKDB_MINILM_EXPORT=bench.safetensors]   (also writes the data for the PyTorch peer)
 final class PairMapMiniLMCheckTests: XCTestCase {
     func testMiniLMPairMap() throws {
         let env = ProcessInfo.processInfo.environment
@@ -37,6 +38,25 @@ final class PairMapMiniLMCheckTests: XCTestCase {
                                        pattern: pattern.rows(start, count))
             sequences += try PairMapSequence.sequences(from: capture, query: q, key: k)
             start += count
+        }
+        if let out = env["QKDB_MINILM_EXPORT"] {
+            // The same codes, decoders and patterns in the benchmark file layout, for the PyTorch
+            // peer (tools/bench/mask_peer.py train --data out --held-out N).
+            var w = SafeTensorsWriter()
+            w.add("w_dec_q", q.wDec); w.add("b_dec_q", q.bDec); w.add("w_dec_k", k.wDec); w.add("b_dec_k", k.bDec)
+            for (name, side) in [("q", sequences.map(\.query)), ("k", sequences.map(\.key))] {
+                var rows: [Int64] = [0], idx: [Int32] = [], val: [Float] = []
+                for a in side {
+                    for r in 0..<a.rows { rows.append(rows.last! + Int64(a.rowStart[r + 1] - a.rowStart[r])) }
+                    idx += a.indices; val += a.values
+                }
+                w.add("\(name)_row_start", shape: [rows.count], int64: rows)
+                w.add("\(name)_indices", shape: [idx.count], int32: idx)
+                w.add("\(name)_values", shape: [val.count], float32: val)
+            }
+            w.add("pattern", pattern)
+            w.metadata = ["train": "\(n - heldOut)", "held_out": "\(heldOut)", "ctx": "128", "n_head": "12", "d_head": "32"]
+            try w.write(to: out)
         }
         let config = ModelConfig(architecture: .bert, nLayer: 6, dModel: 384, nHead: 12, nKVHead: 12, dHead: 32,
                                  vocabSize: 30522, maxPositions: 512, hasLMHead: false)
