@@ -1,7 +1,20 @@
 import ArgumentParser
+import QKStore
+import QKAnalysis
 
-/// `qkdb export-dictionaries` — placeholder until its issue lands; replaced by the real command.
+/// `qkdb export-dictionaries`: a run's transcoders in SAELens' layout.
 struct ExportDictionariesCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "export-dictionaries", abstract: "Export a run's transcoders in SAELens layout.")
-    func run() throws { throw ValidationError("`qkdb export-dictionaries` is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "export-dictionaries",
+        abstract: "Export a run's transcoders in SAELens layout (DIR/query, DIR/key: cfg.json, sae_weights.safetensors, sparsity.safetensors).")
+
+    @Option(help: "Store file.") var store: String
+    @Option(name: .customLong("run"), help: "Run id.") var runID: Int64
+    @Option(help: "Output directory.") var out: String
+
+    func run() throws {
+        let db = try Store(path: store, mode: .readOnly)
+        try DictionaryExport.write(run: runID, store: db, to: out)
+        print("wrote \(out)/query and \(out)/key")
+    }
 }

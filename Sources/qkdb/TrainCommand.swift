@@ -1,7 +1,53 @@
 import ArgumentParser
+import Foundation
+import QKModels
+import QKTrain
+import QKStore
+import QKAnalysis
 
-/// `qkdb train` — placeholder until its issue lands; replaced by the real command.
+/// `qkdb train`: step 1 on its own; writes a new run with the two dictionaries and their metrics.
 struct TrainCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "train", abstract: "Step 1: train query and key transcoders on a layer's attention patterns.")
-    func run() throws { throw ValidationError("`qkdb train` is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Step 1: train query and key transcoders on a layer's attention patterns.",
+        discussion: "Ctrl-C writes a checkpoint (--checkpoint, default STORE.checkpoint.safetensors) and stops; --resume continues it bit-for-bit.")
+
+    @OptionGroup var pipeline: PipelineArguments
+
+    @Option(help: "Layer whose attention is decomposed.")
+    var layer: Int = 2
+
+    @Option(help: "Store file to write the run into (created if missing).")
+    var store: String
+
+    @Option(help: "Run name (default: model name and layer).")
+    var name: String?
+
+    @Option(help: "Where Ctrl-C writes a checkpoint.")
+    var checkpoint: String?
+
+    @Option(help: "Continue from this checkpoint (same options).")
+    var resume: String?
+
+    func run() throws {
+        let options = pipeline.options(layer: layer)
+        let model = try loadModel(path: options.model)
+        let plan = try CorpusPlan(options: options, model: model)
+        let db = try Store(path: store, mode: .create)
+        let cancel = CancellationFlag()
+        Interrupt.install { cancel.cancel() }
+        let observer = ProgressObserver()
+        let out = try TrainStage.run(options: options, model: model, plan: plan, store: db,
+                                     name: name ?? RunNaming.name(model: options.model, layer: layer), observer: observer,
+                                     cancel: cancel, checkpoint: checkpoint ?? store + ".checkpoint.safetensors", resume: resume)
+        print("run \(out.run) written to \(store)")
+    }
+}
+
+/// Default run names: `<model folder or file stem>-L<layer>`.
+enum RunNaming {
+    static func name(model: String, layer: Int) -> String {
+        let base = URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
+        return "\(base)-L\(layer)"
+    }
 }

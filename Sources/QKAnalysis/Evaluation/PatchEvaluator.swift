@@ -64,8 +64,14 @@ public struct PatchEvaluator {
         var weight = 0.0
         var tokens = 0
         for (bi, batch) in batches.enumerated() {
-            let clean = try model.forward(batch, patch: nil)
-            let capture = try model.capture(batch, layer: layer)
+            // One pass gives both the clean output and the layer's capture where the model can.
+            let (capture, clean): (LayerCapture, ModelOutput)
+            if let m = model as? any CapturingTransformer {
+                (capture, clean) = try m.forward(batch, patch: nil, capturing: layer)
+            } else {
+                clean = try model.forward(batch, patch: nil)
+                capture = try model.capture(batch, layer: layer)
+            }
             let w = Double(batch.batch)
             weight += w
             tokens += batch.batch * batch.length

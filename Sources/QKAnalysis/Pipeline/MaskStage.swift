@@ -1,0 +1,88 @@
+import Foundation
+import QKTensor
+import QKModels
+import QKTrain
+import QKStore
+
+/// Step 2 and the statistics as a pipeline stage: harvests and encodes the mask-training and
+/// held-out sequences, trains and prunes the mask, and writes the pair map, the key-bias term,
+/// feature statistics, max-activating examples, their sequences and the vocabulary to the run.
+public enum MaskStage {
+    public static func run(run: Int64, options o: PipelineOptions, model: any TransformerModel, plan: CorpusPlan,
+                           store: Store, observer: PipelineObserver) throws -> PairMapResult {
+        let (query, key) = try loadTranscoders(run: run, options: o, store: store)
+        let cfg = model.config
+        let trainSet = plan.train.prefix(min(plan.train.count, o.maskSequences))
+        let total = trainSet.count + plan.heldOut.count
+        observer.stageStarted("step 2: harvest codes", total: Double(total), unit: "seq")
+        var started = Date()
+        let training = try Captures.pairMapSequences(trainSet, model: model, layer: o.layer, query: query, key: key) {
+            observer.stageProgress(Double($0), "")
+        }
+        let heldOut = try Captures.pairMapSequences(plan.heldOut, model: model, layer: o.layer, query: query, key: key) {
+            observer.stageProgress(Double(trainSet.count + $0), "")
+        }
+        observer.stageFinished("step 2: harvest codes", seconds: Date().timeIntervalSince(started),
+                               summary: "\(training.count) training and \(heldOut.count) held-out sequences")
+
+        var maskOptions = o.mask
+        maskOptions.seed = o.seed
+        let stepsPerEpoch = (training.count + maskOptions.batchSequences - 1) / maskOptions.batchSequences
+        observer.stageStarted("step 2: train mask", total: Double(max(1, stepsPerEpoch * maskOptions.epochs)), unit: "steps")
+        started = Date()
+        let result = try PairMap.run(query: query, key: key, config: cfg, training: training, heldOut: heldOut,
+                                     options: maskOptions) { p in
+            // `epoch` and `step` are 1-based.
+            observer.stageProgress(Double((p.epoch - 1) * p.stepsPerEpoch + p.step),
+                                   String(format: "epoch %d/%d  KL %.4f  below τ %.1f%%", p.epoch, p.epochs, p.kl, 100 * p.fractionBelowThreshold))
+        }
+        let maskSeconds = Date().timeIntervalSince(started)
+        let m = result.metrics
+        observer.stageFinished("step 2: train mask", seconds: maskSeconds, summary: String(
+            format: "%d → %d entries  masked %.2f%% of live map, %.4f%% of whole  KL %.3f → pruned %.3f",
+            m.entriesConsidered, m.entriesAfterPruning, 100 * m.maskedFractionLive, 100 * m.maskedFractionWhole,
+            m.klUnmasked, m.klPruned))
+
+        // One transaction: the pair map and everything measured with it land together.
+        try store.stage { try write(result, run: run, heldOut: plan.heldOut, model: model, store: store, maskSeconds: maskSeconds) }
+        return result
+    }
+
+    static func loadTranscoders(run: Int64, options o: PipelineOptions, store: Store) throws -> (Transcoder, Transcoder) {
+        (try RunTensors.transcoder(side: "query", activation: o.training.queryActivation, run: run, in: store),
+         try RunTensors.transcoder(side: "key", activation: o.training.keyActivation, run: run, in: store))
+    }
+
+    static func write(_ r: PairMapResult, run: Int64, heldOut: SequenceSet, model: any TransformerModel,
+                      store: Store, maskSeconds: Double) throws {
+        let coo = PairCOO(head: r.head, queryFeature: r.queryFeature, keyFeature: r.keyFeature, columns: [
+            .value: r.value, .mask: r.mask, .importance: r.importance,
+            .meanContribution: r.meanContribution, .cooccurrence: r.cooccurrence,
+        ])
+        try store.putPairMap(run: run, coo)
+        try store.putTensor(run: run, name: "pairmap.key_bias", shape: [model.config.nHead, r.keyFeatures.width], values: r.keyBiasScore)
+
+        var features: [FeatureStats] = []
+        var examples: [FeatureExample] = []
+        for (side, s) in [(FeatureSide.query, r.queryFeatures), (.key, r.keyFeatures)] {
+            for f in 0..<s.width {
+                features.append(FeatureStats(side: side, index: f, alive: s.alive[f], density: Double(s.density[f]),
+                                             meanActivation: Double(s.meanActivation[f]), maxActivation: Double(s.maxActivation[f]),
+                                             bosFraction: Double(s.bosFraction[f])))
+                for (rank, e) in (s.exampleStart[f]..<s.exampleStart[f + 1]).enumerated() {
+                    examples.append(FeatureExample(side: side, feature: f, rank: rank, sequenceID: Int(s.exampleSequence[e]),
+                                                   position: Int(s.examplePosition[e]), activation: s.exampleActivation[e]))
+                }
+            }
+        }
+        try store.putFeatures(run: run, features)
+        try store.putExamples(run: run, examples)
+        try store.putSequences(run: run, (0..<heldOut.count).map { (id: $0, tokens: Array(heldOut.sequence($0))) })
+        let tokenizer = model.tokenizer
+        try store.putVocabulary(run: run, (0..<tokenizer.vocabSize).map { (id: $0, text: tokenizer.tokenString(Int32($0))) })
+        var step2 = try jsonObject(r.metrics) as? [String: Any] ?? [:]
+        step2["seconds"] = maskSeconds
+        try store.mergeMetrics(run: run, try jsonText(["step2": step2]))
+        try store.setStatus(run: run, "masked")
+    }
+}

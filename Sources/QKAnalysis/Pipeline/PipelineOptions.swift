@@ -1,0 +1,59 @@
+import Foundation
+import QKModels
+import QKTrain
+
+/// Everything a run is made from. Stored as the run's `config` JSON, so `qkdb mask` and
+/// `qkdb eval` can rebuild the exact same data (same corpus, packing, split and shuffle) later.
+public struct PipelineOptions: Codable, Sendable, Equatable {
+    /// Model directory (HF config.json + safetensors) or `.gguf` file.
+    public var model: String
+    public var layer: Int
+    /// A `.txt`/`.jsonl` file or directory of them, packed into `context`-token sequences.
+    public var corpus: String?
+    /// Or a pre-tokenized `[n, ctx]` array (`.npy` / `.safetensors` tensor `tokens`).
+    public var tokens: String?
+    public var context: Int = 128
+    /// Prepend BOS on decoders (BERT always has [CLS]).
+    public var bos: Bool = true
+    /// Cap on packed sequences read from the corpus (nil: all).
+    public var maxSequences: Int? = nil
+    /// Fraction of sequences held out (the tail of the corpus, before shuffling).
+    public var heldOutFraction: Double = 0.05
+    /// At most this many held-out sequences are used for metrics, statistics and examples.
+    public var heldOutSequences: Int = 192
+    /// Training sequences step 2 trains its mask on (their patterns are held in memory).
+    public var maskSequences: Int = 1024
+    /// Held-out sequences evaluation patches patterns into.
+    public var evalSequences: Int = 64
+    public var seed: UInt64 = 0
+    public var training: TrainingOptions = TrainingOptions()
+    public var mask: MaskTrainingOptions = MaskTrainingOptions()
+
+    public init(model: String, layer: Int) { self.model = model; self.layer = layer }
+
+    public func json() -> String {
+        let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]
+        return String(decoding: (try? e.encode(self)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+
+    public static func from(json: String) throws -> PipelineOptions {
+        do { return try JSONDecoder().decode(PipelineOptions.self, from: Data(json.utf8)) }
+        catch { throw PipelineError("run config is not a qkdb pipeline configuration (\(error))") }
+    }
+
+    func validate() throws {
+        guard (corpus == nil) != (tokens == nil) else { throw PipelineError("give exactly one of --corpus or --tokens") }
+        guard context >= 2 else { throw PipelineError("--context must be at least 2, got \(context)") }
+        guard heldOutFraction > 0, heldOutFraction < 1 else { throw PipelineError("held-out fraction must lie in (0, 1)") }
+        guard heldOutSequences >= 1, maskSequences >= 1, evalSequences >= 1 else {
+            throw PipelineError("sequence counts for held-out, mask and eval must be at least 1")
+        }
+    }
+}
+
+/// A pipeline error: one line naming what is wrong.
+public struct PipelineError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import QKModels
+import QKTrain
+import QKAnalysis
+
+/// Options shared by `qkdb run` and `qkdb train`: what to decompose and how to train step 1.
+struct PipelineArguments: ParsableArguments {
+    @Option(help: "Model directory (config.json + model.safetensors) or .gguf file.")
+    var model: String = "models/all-MiniLM-L6-v2"
+
+    @Option(help: "Corpus: a .txt/.jsonl file or a directory of them (packed into --context-token sequences).")
+    var corpus: String?
+
+    @Option(help: "Pre-tokenized [n, ctx] sequences (.npy or .safetensors tensor `tokens`) instead of --corpus.")
+    var tokens: String?
+
+    @Option(help: "Tokens per sequence.")
+    var context: Int = 128
+
+    @Option(help: "Prepend the model's BOS token on decoders (BERT always adds [CLS]).")
+    var bos: HarvestCommand.YesNo = .yes
+
+    @Option(help: "Read at most this many packed sequences from the corpus.")
+    var maxSequences: Int?
+
+    @Option(help: "Features per dictionary.")
+    var dHidden: Int = 1536
+
+    @Option(help: "Sparsity penalty λ (sqrt penalty weighted by decoder norm), both dictionaries.")
+    var sparsity: Float?
+
+    @Option(help: "Adapt λ toward this mean number of active features per token (instead of a fixed --sparsity).")
+    var l0Target: Double?
+
+    @Option(help: "Use TopK activations with this k instead of ReLU + penalty.")
+    var topK: Int?
+
+    @Option(help: "Tokens to train step 1 on.")
+    var trainTokens: Int = 2_500_000
+
+    @Option(help: "Sequences per optimiser step.")
+    var batch: Int = 8
+
+    @Option(help: "Adam learning rate.")
+    var lr: Float = 1e-3
+
+    @Flag(help: "Do not resample dead features.")
+    var noResample = false
+
+    @Option(help: "Random seed (data order, initialisation); the same seed reproduces a run bit-for-bit.")
+    var seed: UInt64 = 0
+
+    func options(layer: Int) -> PipelineOptions {
+        var o = PipelineOptions(model: model, layer: layer)
+        o.corpus = corpus ?? (tokens == nil ? "data/corpus/fortunes.jsonl" : nil)
+        o.tokens = tokens
+        o.context = context
+        o.bos = bos == .yes
+        o.maxSequences = maxSequences
+        o.seed = seed
+        o.training.dHidden = dHidden
+        if let sparsity { o.training.objective.lambdaQ = sparsity; o.training.objective.lambdaK = sparsity }
+        o.training.l0Target = l0Target
+        if let topK { o.training.queryActivation = .topK(topK); o.training.keyActivation = .topK(topK) }
+        o.training.trainTokens = trainTokens
+        o.training.batchSequences = batch
+        o.training.learningRate = lr
+        o.training.resample = !noResample
+        return o
+    }
+}
+
+/// Step-2 options shared by `qkdb run` and `qkdb mask`.
+struct MaskArguments: ParsableArguments {
+    @Option(help: "Mask penalty μ on Σ sqrt(m + ε).")
+    var penalty: Float?
+
+    @Option(help: "Mask entries below this are pruned to exactly zero.")
+    var threshold: Float?
+
+    @Option(help: "Mask-training epochs.")
+    var maskEpochs: Int?
+
+    @Option(help: "Training sequences the mask is trained on.")
+    var maskSequences: Int?
+
+    func apply(to o: inout PipelineOptions) {
+        if let penalty { o.mask.penalty = penalty }
+        if let threshold { o.mask.threshold = threshold }
+        if let maskEpochs { o.mask.epochs = maskEpochs }
+        if let maskSequences { o.maskSequences = maskSequences }
+    }
+}
