@@ -16,9 +16,21 @@ enum ByteShuffle {
 
     static func unshuffle(_ src: UnsafeRawBufferPointer, width: Int, into dst: UnsafeMutableRawBufferPointer) {
         let n = src.count / width
-        for b in 0..<width {
-            let base = b * n
-            for i in 0..<n { dst[i * width + b] = src[base + i] }
+        guard let s = src.baseAddress?.assumingMemoryBound(to: UInt8.self), let d = dst.baseAddress, n > 0 else { return }
+        switch width {
+        case 4:
+            // Gather the four byte planes into whole words: one store per element instead of four.
+            let out = d.assumingMemoryBound(to: UInt32.self)
+            for i in 0..<n {
+                out[i] = UInt32(s[i]) | UInt32(s[n + i]) << 8 | UInt32(s[2 * n + i]) << 16 | UInt32(s[3 * n + i]) << 24
+            }
+        case 2:
+            let out = d.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<n { out[i] = UInt16(s[i]) | UInt16(s[n + i]) << 8 }
+        default:
+            for b in 0..<width {
+                for i in 0..<n { dst[i * width + b] = src[b * n + i] }
+            }
         }
     }
 }

@@ -175,21 +175,30 @@ struct PairChunkReader {
         let count = columnCount * record.nnz
         let width = codec.byteWidth
         let shuffled = try zstd.decompressBytes(record.floats, count: width * count, what: "\(record.name(run: run)) float columns")
-        var out = [Float](repeating: 0, count: count)
         let n = record.nnz
-        shuffled.withUnsafeBytes { s in
-            for c in 0..<columnCount {
-                let src = UnsafeRawBufferPointer(rebasing: s[(c * n * width)..<((c + 1) * n * width)])
-                if width == 4 {
-                    out.withUnsafeMutableBytes { ByteShuffle.unshuffle(src, width: 4, into: UnsafeMutableRawBufferPointer(rebasing: $0[(c * n * 4)..<((c + 1) * n * 4)])) }
-                } else {
-                    var halves = [UInt16](repeating: 0, count: n)
-                    halves.withUnsafeMutableBytes { ByteShuffle.unshuffle(src, width: 2, into: $0) }
-                    for i in 0..<n { out[c * n + i] = codec.decode16(halves[i]) }
+        let codec = self.codec
+        return [Float](unsafeUninitializedCapacity: count) { out, initialized in
+            shuffled.withUnsafeBytes { s in
+                for c in 0..<columnCount {
+                    let src = UnsafeRawBufferPointer(rebasing: s[(c * n * width)..<((c + 1) * n * width)])
+                    let dst = UnsafeMutableBufferPointer(rebasing: out[(c * n)..<((c + 1) * n)])
+                    if width == 4 {
+                        ByteShuffle.unshuffle(src, width: 4, into: UnsafeMutableRawBufferPointer(dst))
+                    } else {
+                        var halves = [UInt16](repeating: 0, count: n)
+                        halves.withUnsafeMutableBytes { ByteShuffle.unshuffle(src, width: 2, into: $0) }
+                        halves.withUnsafeBufferPointer { h in
+                            if codec == .bf16 {
+                                for i in 0..<n { dst[i] = Float(bitPattern: UInt32(h[i]) << 16) }
+                            } else {
+                                for i in 0..<n { dst[i] = codec.decode16(h[i]) }
+                            }
+                        }
+                    }
                 }
             }
+            initialized = count
         }
-        return out
     }
 }
 

@@ -59,7 +59,7 @@ struct PairMapBuilder {
         }
         var seen = Set<String>(PairColumn.allCases.map(\.rawValue))
         for (name, values) in coo.extra {
-            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }), !name.first!.isNumber else {
+            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }), name.first?.isNumber == false else {
                 throw StoreError("extra pair column name '\(name)' must be letters, digits and underscores")
             }
             guard seen.insert(name).inserted else { throw StoreError("extra pair column '\(name)' is given twice") }

@@ -50,12 +50,7 @@ extension Store {
     func chunks(run: Int64, side: FeatureSide, head: Int, lead: Int, _ db: Database) throws -> [PairChunkRecord] {
         // Common case in one statement: the first chunk whose zone reaches `lead`. Only when the
         // row runs to that chunk's end (it may continue) does the general scan below run.
-        let first = try db.cachedStatement(sql: """
-            SELECT \(Store.chunkColumns) FROM pair_chunks
-            WHERE run_id = ? AND ordering = ? AND head = ? AND last_lead >= ? ORDER BY last_lead, first_lead LIMIT 1
-            """)
-        guard let row = try Row.fetchOne(first, arguments: [run, side.ordering, head, lead]) else { return [] }
-        let record = try chunkRecord(row, run: run)
+        guard let record = try firstChunk(run: run, side: side, head: head, lead: lead, db) else { return [] }
         if record.firstLead > lead { return [] }
         if record.lastLead > lead { return [record] }
         let zone = try db.cachedStatement(sql: """
@@ -65,9 +60,9 @@ extension Store {
         var rowids: [Int64] = []
         let cursor = try Row.fetchCursor(zone, arguments: [run, side.ordering, head, lead])
         while let row = try cursor.next() {
-            let first: Int = row[1]
+            let first: Int = try row.required(at: 1, "\(path): a chunk zone of run \(run)")
             if first > lead { break }
-            rowids.append(row[0])
+            rowids.append(try row.required(at: 0, "\(path): a chunk zone of run \(run)"))
         }
         guard !rowids.isEmpty else { return [] }
         let fetch = try db.cachedStatement(sql: "SELECT \(Store.chunkColumns) FROM pair_chunks WHERE rowid = ?")
@@ -80,12 +75,15 @@ extension Store {
     static let chunkColumns = "ordering, seq, head, first_lead, last_lead, nnz, checksum, leads, trails, floats"
 
     func chunkRecord(_ row: Row, run: Int64) throws -> PairChunkRecord {
-        func blob(_ i: Int) -> [UInt8]? { (row[i] as Data?).map { [UInt8]($0) } }
-        let seq: Int = row[1]
-        guard let leads = blob(7), let trails = blob(8), let floats = blob(9) else {
+        let what = "\(path): a chunk row of run \(run)"
+        func blob(_ i: Int) throws -> [UInt8]? { (try row.optional(at: i, what) as Data?).map { [UInt8]($0) } }
+        func int(_ i: Int) throws -> Int { try row.required(at: i, what) }
+        let seq = try int(1)
+        guard let leads = try blob(7), let trails = try blob(8), let floats = try blob(9) else {
             throw StoreError("\(path): chunk \(seq) of run \(run) is missing a required blob")
         }
-        return PairChunkRecord(ordering: row[0], seq: seq, head: row[2], firstLead: row[3], lastLead: row[4], nnz: row[5], checksum: row[6],
+        return PairChunkRecord(ordering: try int(0), seq: seq, head: try int(2), firstLead: try int(3), lastLead: try int(4), nnz: try int(5),
+                               checksum: try row.required(at: 6, what),
                                leads: leads, trails: trails, floats: floats)
     }
 

@@ -44,10 +44,10 @@ extension Store {
                 """, arguments: [run, threshold])
             var queryDensity: [Int: Double] = [:]
             let cursor = try Row.fetchCursor(db, sql: "SELECT idx, density FROM features WHERE run_id = ? AND side = 'query' AND density IS NOT NULL", arguments: [run])
-            while let row = try cursor.next() { queryDensity[row[0]] = row[1] }
+            while let row = try cursor.next() { queryDensity[try row.required(at: 0, "\(path): features of run \(run)")] = try row.required(at: 1, "\(path): features of run \(run)") }
             var out: [SinkFeature] = []
             for c in candidates {
-                let j: Int = c["idx"]
+                let j: Int = try c.required("idx", "\(path): features of run \(run)")
                 var heads: [SinkHead] = []
                 for h in 0..<cached.shape.nHead {
                     // Every pair into the key feature, with exact importance (from the query-major ordering).
@@ -60,7 +60,8 @@ extension Store {
                         SinkQuery(queryFeature: $0.queryFeature, importance: $0.importance ?? 0, density: queryDensity[$0.queryFeature])
                     }))
                 }
-                out.append(SinkFeature(keyFeature: j, bosFraction: c["bos_fraction"], density: c["density"],
+                out.append(SinkFeature(keyFeature: j, bosFraction: try c.required("bos_fraction", "\(path): key feature \(j) of run \(run)"),
+                                       density: try c.optional("density", "\(path): key feature \(j) of run \(run)"),
                                        totalImportance: heads.reduce(0) { $0 + $1.importance }, heads: heads))
             }
             return out.sorted { $0.totalImportance != $1.totalImportance ? $0.totalImportance > $1.totalImportance : $0.keyFeature < $1.keyFeature }

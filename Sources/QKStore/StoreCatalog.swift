@@ -61,7 +61,7 @@ extension Store {
         try read { db in
             let info = try requireRun(run, db)
             try checkIndex(side, index, info)
-            return try Row.fetchOne(db, sql: "SELECT * FROM features WHERE run_id = ? AND side = ? AND idx = ?", arguments: [run, side.rawValue, index]).map(featureStats)
+            return try Row.fetchOne(db, sql: "SELECT * FROM features WHERE run_id = ? AND side = ? AND idx = ?", arguments: [run, side.rawValue, index]).map { try featureStats($0) }
         }
     }
 
@@ -70,14 +70,17 @@ extension Store {
         try read { db in
             _ = try requireRun(run, db)
             return try Row.fetchAll(db, sql: "SELECT * FROM features WHERE run_id = ? AND (?2 IS NULL OR side = ?2) ORDER BY side DESC, idx",
-                                    arguments: [run, side?.rawValue]).map(featureStats)
+                                    arguments: [run, side?.rawValue]).map { try featureStats($0) }
         }
     }
 
-    func featureStats(_ row: Row) -> FeatureStats {
-        FeatureStats(side: FeatureSide(rawValue: row["side"]) ?? .query, index: row["idx"], alive: (row["alive"] as Int) != 0,
-                     density: row["density"], meanActivation: row["mean_activation"], maxActivation: row["max_activation"],
-                     bosFraction: row["bos_fraction"], label: row["label"])
+    func featureStats(_ row: Row) throws -> FeatureStats {
+        let what = "\(path): a feature row"
+        guard let side = FeatureSide(rawValue: try row.required("side", what)) else { throw StoreError("\(what): damaged side") }
+        return FeatureStats(side: side, index: try row.required("idx", what), alive: (try row.required("alive", what) as Int) != 0,
+                            density: try row.optional("density", what), meanActivation: try row.optional("mean_activation", what),
+                            maxActivation: try row.optional("max_activation", what), bosFraction: try row.optional("bos_fraction", what),
+                            label: try row.optional("label", what))
     }
 
     /// Stores (or replaces) max-activating examples, one transaction.
@@ -100,13 +103,16 @@ extension Store {
             let info = try requireRun(run, db)
             try checkIndex(side, feature, info)
             return try Row.fetchAll(db, sql: "SELECT * FROM examples WHERE run_id = ? AND side = ? AND feature = ? ORDER BY rank",
-                                    arguments: [run, side.rawValue, feature]).map(example)
+                                    arguments: [run, side.rawValue, feature]).map { try example($0) }
         }
     }
 
-    func example(_ row: Row) -> FeatureExample {
-        FeatureExample(side: FeatureSide(rawValue: row["side"]) ?? .query, feature: row["feature"], rank: row["rank"],
-                       sequenceID: row["sequence_id"], position: row["position"], activation: Float(row["activation"] as Double))
+    func example(_ row: Row) throws -> FeatureExample {
+        let what = "\(path): an example row"
+        guard let side = FeatureSide(rawValue: try row.required("side", what)) else { throw StoreError("\(what): damaged side") }
+        return FeatureExample(side: side, feature: try row.required("feature", what), rank: try row.required("rank", what),
+                              sequenceID: try row.required("sequence_id", what), position: try row.required("position", what),
+                              activation: Float(try row.required("activation", what) as Double))
     }
 
     /// Stores token sequences (zstd-compressed int32 ids), one transaction.
@@ -132,9 +138,10 @@ extension Store {
     }
 
     func decodeSequence(_ row: Row, run: Int64, id: Int) throws -> [Int32] {
-        let blob = [UInt8]((row["tokens"] as Data?) ?? Data())
-        guard Checksum.of(blob) == (row["checksum"] as Int64) else { throw StoreError("\(path): sequence \(id) of run \(run): checksum mismatch (corrupt)") }
-        let n: Int = row["n_tokens"]
+        let what = "\(path): sequence \(id) of run \(run)"
+        let blob = [UInt8](try row.required("tokens", what) as Data)
+        guard Checksum.of(blob) == (try row.required("checksum", what) as Int64) else { throw StoreError("\(what): checksum mismatch (corrupt)") }
+        let n: Int = try row.required("n_tokens", what)
         return try zstd.decompress(blob, count: n, as: Int32.self, what: "\(path): sequence \(id) of run \(run)").map { Int32(littleEndian: $0) }
     }
 
@@ -153,7 +160,7 @@ extension Store {
             _ = try requireRun(run, db)
             var out: [Int: String] = [:]
             let cursor = try Row.fetchCursor(db, sql: "SELECT id, token FROM vocabulary WHERE run_id = ?", arguments: [run])
-            while let row = try cursor.next() { out[row[0]] = row[1] }
+            while let row = try cursor.next() { out[try row.required(at: 0, "\(path): vocabulary of run \(run)")] = try row.required(at: 1, "\(path): vocabulary of run \(run)") }
             return out
         }
     }

@@ -55,7 +55,7 @@ extension Store {
             try read { db in
                 let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM examples WHERE run_id = ? ORDER BY side DESC, feature, rank", arguments: [run])
                 while let row = try cursor.next() {
-                    let e = example(row)
+                    let e = try example(row)
                     try writer.row([e.side.rawValue, String(e.feature), String(e.rank), String(e.sequenceID), String(e.position), NumberText.float(e.activation)])
                     count += 1
                 }

@@ -103,22 +103,29 @@ extension Store {
     }
 
     private func runInfo(_ row: Row, _ db: Database) throws -> RunInfo {
-        let id: Int64 = row["id"]
-        guard let kind = RunSpec.Kind(rawValue: row["kind"] ?? "") else { throw StoreError("\(path): run \(id) has an unknown kind") }
-        let spec = RunSpec(name: row["name"], kind: kind, model: row["model"], architecture: row["architecture"], layer: row["layer"],
-                           nHead: row["n_head"], nKVHead: row["n_kv_head"], dHead: row["d_head"], dModel: row["d_model"],
-                           dQuery: row["d_query"], dKey: row["d_key"], config: row["config"], metrics: row["metrics"], status: row["status"])
-        return RunInfo(id: id, spec: spec, createdAt: row["created_at"], updatedAt: row["updated_at"], pairMap: try pairMapInfo(run: id, db))
+        let id: Int64 = try row.required("id", "\(path): a run row")
+        let what = "\(path): run \(id)"
+        guard let kind = RunSpec.Kind(rawValue: try row.required("kind", what)) else { throw StoreError("\(what) has an unknown kind") }
+        let spec = RunSpec(name: try row.required("name", what), kind: kind, model: try row.optional("model", what),
+                           architecture: try row.optional("architecture", what), layer: try row.optional("layer", what),
+                           nHead: try row.required("n_head", what), nKVHead: try row.optional("n_kv_head", what), dHead: try row.optional("d_head", what),
+                           dModel: try row.optional("d_model", what), dQuery: try row.required("d_query", what), dKey: try row.required("d_key", what),
+                           config: try row.required("config", what), metrics: try row.required("metrics", what), status: try row.required("status", what))
+        guard spec.nHead > 0, spec.nHead < (1 << 21), spec.dQuery >= 0, spec.dQuery < (1 << 21), spec.dKey >= 0, spec.dKey < (1 << 21) else {
+            throw StoreError("\(what) has a damaged shape")
+        }
+        return RunInfo(id: id, spec: spec, createdAt: try row.required("created_at", what), updatedAt: try row.required("updated_at", what),
+                       pairMap: try pairMapInfo(run: id, db))
     }
 
     func pairMapInfo(run: Int64, _ db: Database) throws -> PairMapInfo? {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM pair_maps WHERE run_id = ?", arguments: [run]) else { return nil }
         let damaged = StoreError("\(path): the pair map catalog of run \(run) is damaged")
-        guard let codec = ValueCodec(rawValue: row["value_codec"] ?? ""),
-              let errors = try? JSONSerialization.jsonObject(with: Data(((row["max_abs_error"] as String?) ?? "").utf8)) as? [String: Double],
-              let columnNames = try? JSONSerialization.jsonObject(with: Data(((row["columns"] as String?) ?? "").utf8)) as? [String],
-              let keyColumnNames = try? JSONSerialization.jsonObject(with: Data(((row["key_columns"] as String?) ?? "").utf8)) as? [String],
-              let extra = try? JSONSerialization.jsonObject(with: Data(((row["extra_columns"] as String?) ?? "").utf8)) as? [String]
+        guard let codec = ValueCodec(rawValue: (try? row.required("value_codec", path) as String) ?? ""),
+              let errors = try? JSONSerialization.jsonObject(with: Data(((try? row.required("max_abs_error", path) as String) ?? "").utf8)) as? [String: Double],
+              let columnNames = try? JSONSerialization.jsonObject(with: Data(((try? row.required("columns", path) as String) ?? "").utf8)) as? [String],
+              let keyColumnNames = try? JSONSerialization.jsonObject(with: Data(((try? row.required("key_columns", path) as String) ?? "").utf8)) as? [String],
+              let extra = try? JSONSerialization.jsonObject(with: Data(((try? row.required("extra_columns", path) as String) ?? "").utf8)) as? [String]
         else { throw damaged }
         func parse(_ names: [String]) throws -> [PairColumn] {
             try names.map { name -> PairColumn in
@@ -128,8 +135,9 @@ extension Store {
         }
         let columns = try parse(columnNames), keyColumns = try parse(keyColumnNames)
         guard columns.contains(.value), Set(keyColumns).isSubset(of: columns) else { throw damaged }
-        return PairMapInfo(nnz: row["nnz"], codec: codec, maxAbsError: errors, columns: columns, keyColumns: keyColumns, extraColumns: extra,
-                           chunkNNZ: row["chunk_nnz"], keyChunkNNZ: row["key_chunk_nnz"])
+        let what = "\(path): the pair map catalog of run \(run)"
+        return PairMapInfo(nnz: try row.required("nnz", what), codec: codec, maxAbsError: errors, columns: columns, keyColumns: keyColumns,
+                           extraColumns: extra, chunkNNZ: try row.required("chunk_nnz", what), keyChunkNNZ: try row.required("key_chunk_nnz", what))
     }
 
     /// Shape and pair-map facts of a run, from the cache after the first call.

@@ -5,7 +5,7 @@ extension Store {
     /// Stores a dense Float32 tensor (e.g. a transcoder's W_enc) for a run, replacing any of the
     /// same name: little-endian bytes, byte-shuffled, zstd-compressed, checksummed. Round-trips exactly.
     public func putTensor(run: Int64, name: String, shape: [Int], values: [Float]) throws {
-        guard shape.allSatisfy({ $0 >= 0 }), shape.reduce(1, *) == values.count else {
+        guard shape.allSatisfy({ $0 >= 0 }), Store.elementCount(shape) == values.count else {
             throw StoreError("tensor '\(name)' of run \(run): shape \(shape) does not hold \(values.count) values")
         }
         let blob = zstd.compress(values.withUnsafeBytes { ByteShuffle.shuffle($0, width: 4) })
@@ -36,13 +36,23 @@ extension Store {
         }
     }
 
+    /// The number of elements of a shape, or nil when it overflows.
+    static func elementCount(_ shape: [Int]) -> Int? {
+        var n = 1
+        for d in shape {
+            let (m, overflow) = n.multipliedReportingOverflow(by: d)
+            if overflow || m > Int(Int32.max) { return nil }
+            n = m
+        }
+        return n
+    }
+
     func decodeTensor(_ row: Row, run: Int64, name: String) throws -> (shape: [Int], values: [Float]) {
         let what = "tensor '\(name)' of run \(run)"
-        let blob = [UInt8]((row["data"] as Data?) ?? Data())
-        guard Checksum.of(blob) == (row["checksum"] as Int64) else { throw StoreError("\(path): \(what): checksum mismatch (the tensor is corrupt)") }
-        guard let shape = try? JSONSerialization.jsonObject(with: Data(((row["shape"] as String?) ?? "").utf8)) as? [Int],
-              shape.allSatisfy({ $0 >= 0 }) else { throw StoreError("\(path): \(what): damaged shape") }
-        let count = shape.reduce(1, *)
+        let blob = [UInt8](try row.required("data", "\(path): \(what)") as Data)
+        guard Checksum.of(blob) == (try row.required("checksum", "\(path): \(what)") as Int64) else { throw StoreError("\(path): \(what): checksum mismatch (the tensor is corrupt)") }
+        guard let shape = try? JSONSerialization.jsonObject(with: Data(((try row.optional("shape", what) as String?) ?? "").utf8)) as? [Int],
+              shape.allSatisfy({ $0 >= 0 }), let count = Store.elementCount(shape) else { throw StoreError("\(path): \(what): damaged shape") }
         let shuffled = try zstd.decompressBytes(blob, count: 4 * count, what: "\(path): \(what)")
         var values = [Float](repeating: 0, count: count)
         shuffled.withUnsafeBytes { s in values.withUnsafeMutableBytes { ByteShuffle.unshuffle(s, width: 4, into: $0) } }

@@ -45,8 +45,14 @@ extension Store {
         return report
     }
 
+    /// Besides decoding every chunk, checks that the two orderings hold the same pairs with the
+    /// same ranking key: an order-independent sum of a hash of (head, query, key, bf16 ranking key)
+    /// over each ordering must agree.
     private func verifyPairMap(run: Int64, map: PairMapInfo, shape: PairMapShape, _ db: Database, _ report: inout VerifyReport) {
+        var fingerprints: [UInt64] = []
+        let rankName = map.keyColumns.first?.rawValue ?? PairColumn.value.rawValue
         for side in FeatureSide.allCases {
+            var fingerprint: UInt64 = 0
             var total = 0, expectedSeq = 0
             var previous: (head: Int, lead: Int, trail: Int)? = nil
             do {
@@ -62,7 +68,20 @@ extension Store {
                         expectedSeq += 1
                         let reader = try PairChunkReader(record: record, run: run, codec: map.codec(side), zstd: zstd, shape: shape)
                         let trails = try reader.trails(extent: shape.extent(side.other))
-                        _ = try reader.floats(names: map.storedColumns(side))
+                        let floats = try reader.floats(names: map.storedColumns(side))
+                        if let rank = floats.column(rankName) {
+                            for r in 0..<reader.rowLeads.count {
+                                let lead = UInt64(reader.rowLeads[r])
+                                for n in Int(reader.offsets[r])..<Int(reader.offsets[r + 1]) {
+                                    let trail = UInt64(trails[n])
+                                    let (q, k) = side == .query ? (lead, trail) : (trail, lead)
+                                    let keyBits = UInt64(ValueCodec.bf16.encode16(rank[rank.startIndex + n]))
+                                    var c = Checksum()
+                                    c.add(UInt64(record.head) << 48 ^ q << 24 ^ k); c.add(keyBits)
+                                    fingerprint &+= UInt64(bitPattern: c.value)
+                                }
+                            }
+                        }
                         let first = (record.head, Int(reader.rowLeads[0]), Int(trails[0]))
                         if let p = previous, !(p < first) {
                             throw StoreError("\(path): \(record.name(run: run)) is out of order after the chunk before it")
@@ -81,6 +100,10 @@ extension Store {
                 report.problems.append("\(path): run \(run) \(side.rawValue)-major chunks hold \(total) pairs, the catalog says \(map.nnz)")
             }
             if side == .query { report.pairs += total }
+            fingerprints.append(fingerprint)
+        }
+        if report.problems.isEmpty && fingerprints.count == 2 && fingerprints[0] != fingerprints[1] {
+            report.problems.append("\(path): run \(run): the query-major and key-major orderings do not hold the same pairs")
         }
     }
 
@@ -88,11 +111,11 @@ extension Store {
         do {
             for row in try Row.fetchAll(db, sql: "SELECT name, shape, checksum, data FROM tensors WHERE run_id = ?", arguments: [run]) {
                 report.tensors += 1
-                do { _ = try decodeTensor(row, run: run, name: row["name"]) } catch { report.problems.append("\(error)") }
+                do { _ = try decodeTensor(row, run: run, name: (try? row.required("name", path) as String) ?? "?") } catch { report.problems.append("\(error)") }
             }
             for row in try Row.fetchAll(db, sql: "SELECT id, n_tokens, checksum, tokens FROM sequences WHERE run_id = ?", arguments: [run]) {
                 report.sequences += 1
-                do { _ = try decodeSequence(row, run: run, id: row["id"]) } catch { report.problems.append("\(error)") }
+                do { _ = try decodeSequence(row, run: run, id: (try? row.required("id", path) as Int) ?? -1) } catch { report.problems.append("\(error)") }
             }
         } catch {
             report.problems.append("\(Store.wrap(error, path: path))")

@@ -51,13 +51,26 @@ final class Zstd {
         guard n == dst.count else { throw StoreError("\(what()): compressed blob is damaged (short by \(dst.count - n) bytes)") }
     }
 
+    /// Throws unless the frame declares exactly `bytes` bytes — checked before any allocation, so
+    /// a damaged count can never ask for an absurd buffer.
+    private func checkDeclaredSize(_ src: [UInt8], bytes: Int, what: () -> String) throws {
+        let size = src.withUnsafeBytes { ZSTD_getFrameContentSize($0.baseAddress, $0.count) }
+        guard bytes >= 0, size == UInt64(bytes) else {
+            throw StoreError("\(what()): compressed blob is damaged (its size does not match the catalog)")
+        }
+    }
+
     func decompress<T>(_ src: [UInt8], count: Int, as type: T.Type, what: @autoclosure () -> String) throws -> [T] where T: FixedWidthInteger {
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: MemoryLayout<T>.stride)
+        if overflow { throw StoreError("\(what()): damaged element count \(count)") }
+        try checkDeclaredSize(src, bytes: bytes, what: what)
         var out = [T](repeating: 0, count: count)
         try out.withUnsafeMutableBytes { try decompress(src, into: $0, what: what()) }
         return out
     }
 
     func decompressBytes(_ src: [UInt8], count: Int, what: @autoclosure () -> String) throws -> [UInt8] {
+        try checkDeclaredSize(src, bytes: count, what: what)
         var out = [UInt8](repeating: 0, count: count)
         try out.withUnsafeMutableBytes { try decompress(src, into: $0, what: what()) }
         return out

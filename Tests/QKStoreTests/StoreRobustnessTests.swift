@@ -129,3 +129,29 @@ final class StoreRobustnessTests: XCTestCase {
         }
     }
 }
+
+/// `verify` notices when the two orderings disagree even though every chunk is intact.
+final class StoreOrderingConsistencyTests: XCTestCase {
+    func testVerifyCatchesOrderingsThatHoldDifferentPairs() throws {
+        let a = StoreTestSupport.temporaryStorePath(self, "a.qkdb"), b = StoreTestSupport.temporaryStorePath(self, "b.qkdb")
+        let shape = PairMapShape(nHead: 1, dQuery: 10, dKey: 10)
+        func make(_ path: String, lastKey: Int32) throws {
+            let store = try Store(path: path, mode: .create)
+            let run = try store.createRun(RunSpec(name: "x", kind: .imported, nHead: 1, dQuery: 10, dKey: 10))
+            try store.putPairMap(run: run, PairCOO(head: [0, 0, 0], queryFeature: [1, 2, 3], keyFeature: [4, 5, lastKey],
+                                                   columns: [.value: [1, 2, 3], .importance: [3, 2, 1]]), options: PairMapOptions(chunkNNZ: 2, keyChunkNNZ: 2))
+            XCTAssertTrue(try store.verify().isClean)
+        }
+        try make(a, lastKey: 6)
+        try make(b, lastKey: 7)
+        _ = shape
+        // Give store a the key-major chunks of store b: every chunk is intact, the pairs differ.
+        try DatabaseQueue(path: a).writeWithoutTransaction { db in
+            try db.execute(sql: "ATTACH DATABASE ? AS other", arguments: [b])
+            try db.execute(sql: "DELETE FROM pair_chunks WHERE ordering = 1")
+            try db.execute(sql: "INSERT INTO pair_chunks SELECT * FROM other.pair_chunks WHERE ordering = 1")
+        }
+        let report = try Store(path: a).verify()
+        XCTAssertEqual(report.problems, ["\(a): run 1: the query-major and key-major orderings do not hold the same pairs"])
+    }
+}

@@ -169,3 +169,23 @@ final class TranscoderTrainerTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: tmp + "/bad"))
     }
 }
+
+/// A one-pass stream (no restart) trains as long as the budget fits in one pass, and says so otherwise.
+final class OnePassSourceTests: XCTestCase {
+    func testOnePassModelStream() throws {
+        let dir = Step1TestSupport.repoRoot + "/Tests/Fixtures/train"
+        let model = try loadModel(path: dir + "/planted_gpt2")
+        let tokens = try SafeTensorsFile(path: dir + "/planted_gpt2_harvest.safetensors").intArray("tokens")
+        let set = SequenceSet(ids: tokens.values.map(Int32.init), context: tokens.shape[1])
+        var o = PlantedRecoveryTests.plantedOptions()
+        o.heldOutSequences = 8; o.trainTokens = 16 * 8 * 4
+        var batches = set.batches(size: 16)
+        let ok = try TranscoderTrainer(options: o, source: ModelActivationSource(model: model, layer: 1, batches: { batches.next() })).train()
+        XCTAssertTrue(ok.completed); XCTAssertEqual(ok.steps, 4)
+        o.trainTokens = 16 * 8 * 100
+        var again = set.batches(size: 16)
+        XCTAssertThrowsError(try TranscoderTrainer(options: o, source: ModelActivationSource(model: model, layer: 1, batches: { again.next() })).train()) {
+            XCTAssertTrue("\($0)".contains("cannot be rewound"), "\($0)")
+        }
+    }
+}

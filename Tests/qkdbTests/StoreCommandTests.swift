@@ -172,9 +172,9 @@ final class StoreCommandTests: XCTestCase {
     func testKilledImportLeavesEarlierRunsIntact() throws {
         let dir = CLI.temporaryDirectory(self)
         let (store, map) = try importFixture(dir)
-        // A big map (1M pairs, incompressible values) so the import is still writing when it is killed.
+        // A big map (2.5M pairs, incompressible values) so the import is still writing when it is killed.
         var big = Map()
-        let n = 1_000_000
+        let n = 2_500_000
         big.head.reserveCapacity(n); big.query.reserveCapacity(n); big.key.reserveCapacity(n)
         for i in 0..<n {
             big.head.append(Int32(i % 8)); big.query.append(Int32((i / 8) % 4096)); big.key.append(Int32(i / 32768))
@@ -192,9 +192,14 @@ final class StoreCommandTests: XCTestCase {
         let deadline = Date().addingTimeInterval(60)
         while p.isRunning && Date() < deadline {
             let size = (try? FileManager.default.attributesOfItem(atPath: wal)[.size] as? Int) ?? 0
-            if size > 1 << 20 { break }
+            if size > 1 << 19 { break }
             usleep(2000)
         }
+        // Readers keep working while the write transaction is open (WAL).
+        let during = try CLI.run(["pairs", "--store", store, "--run", "1", "--head", "1", "--query-feature", "7", "--top", "50", "--format", "json"])
+        XCTAssertEqual(during.status, 0, during.stderr)
+        let duringRows = (try? JSONSerialization.jsonObject(with: Data(during.stdout.utf8)) as? [[String: Any]]) ?? []
+        XCTAssertEqual(duringRows.count, Self.expected(map, side: "query", feature: 7, head: 1, top: 50).count)
         let killedMidWrite = p.isRunning
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()

@@ -22,9 +22,10 @@ struct SequenceStream {
         rng = TrainingRandom(seed: seed ^ 0x5EED_0F_5EC5)
     }
 
-    /// Reads the held-out sequences (from the start of the source).
+    /// Reads the held-out sequences: the source's first ones. A source that can rewind is rewound
+    /// first (so a trainer may reuse it); a one-pass stream is taken to be fresh.
     mutating func readHeldOut() throws -> [TrainingBatch] {
-        try source.rewind()
+        try? source.rewind()
         var out: [TrainingBatch] = []
         while out.count < heldOut {
             guard let s = try source.nextSequence() else {
@@ -69,6 +70,7 @@ struct SequenceStream {
     /// Puts the stream where `state` was: skips the sequences of the blocks before the current
     /// one, then re-reads and re-shuffles the current block from its saved seed.
     mutating func restore(_ state: State) throws {
+        try source.rewind()
         _ = try readHeldOut()
         blocksRead = 0; block = []; position = 0
         guard state.blocksRead > 0 else { rng = TrainingRandom(state: state.rngState); return }

@@ -1,19 +1,16 @@
 import Foundation
+import QKTensor
 
-/// The trainer's random source: SplitMix64. Its whole state is one UInt64, so a checkpoint can
-/// store it and `--resume` continues with exactly the draws an uninterrupted run would make.
+/// The trainer's random source: qkdb's SplitMix64 plus the uniform and normal draws training needs.
+/// Its whole state is one UInt64, so a checkpoint can store it and `--resume` continues with
+/// exactly the draws an uninterrupted run would make.
 public struct TrainingRandom: RandomNumberGenerator, Sendable, Equatable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    public init(state: UInt64) { self.state = state }
+    private var generator: SplitMix64
+    public var state: UInt64 { generator.state }
+    public init(seed: UInt64) { generator = SplitMix64(seed: seed &+ 0x9E37_79B9_7F4A_7C15) }
+    public init(state: UInt64) { generator = SplitMix64(seed: state) }
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    public mutating func next() -> UInt64 { generator.next() }
 
     /// Uniform in [0, 1).
     public mutating func uniform() -> Float { Float(next() >> 40) * (1.0 / Float(1 << 24)) }

@@ -73,6 +73,19 @@ def evict(*paths):
                     os.close(fd)
 
 
+def prefetch(*paths):
+    """Reads files fully so they sit in the OS page cache: what "warm" means here (a cold run
+    before would otherwise have evicted them)."""
+    for p in paths:
+        for root, _, files in (os.walk(p) if os.path.isdir(p) else [("", None, [p])]):
+            for f in files:
+                fp = os.path.join(root, f)
+                if os.path.exists(fp):
+                    with open(fp, "rb") as fh:
+                        while fh.read(1 << 24):
+                            pass
+
+
 def size_of(path):
     if os.path.isdir(path):
         return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
@@ -221,7 +234,8 @@ def run_qkdb(m, d, queries, args):
     evict(coo)
     t = time.perf_counter()
     out = subprocess.run([QKDB, "import-pairs", "--store", store, "--name", "bench", "--coo", coo] +
-                         (["--chunk-nnz", str(args.chunk)] if args.chunk else []), capture_output=True, text=True)
+                         (["--chunk-nnz", str(args.chunk)] if args.chunk else []) +
+                         (["--key-chunk-nnz", str(args.key_chunk)] if args.key_chunk else []), capture_output=True, text=True)
     write_s = time.perf_counter() - t
     if out.returncode: sys.exit(out.stderr)
     res = {"bytes": size_of(store), "write_s": write_s}
@@ -230,6 +244,8 @@ def run_qkdb(m, d, queries, args):
         with open(qf, "w") as fh:
             fh.write("\n".join(f"{side} {h} {f}" for h, f in queries[side]) + "\n")
         for mode in ["warm", "cold"]:
+            if mode == "warm":
+                prefetch(store)
             r = subprocess.run([QKDB, "store-bench", "--store", store, "--run", "1", "--queries", qf] + (["--cold"] if mode == "cold" else []),
                                capture_output=True, text=True)
             if r.returncode: sys.exit(r.stderr)
@@ -247,6 +263,8 @@ def run_peer(peer, m, d, queries, n_cold):
     res["bytes"] = sum(size_of(f) for f in peer.files)
     peer.open()
     for side in ["query", "key"]:
+        prefetch(*peer.files)
+        peer.open()
         for h, f in queries[side][:20]:
             peer.query(side, h, f)
         ms = []
@@ -274,6 +292,7 @@ def main():
     ap.add_argument("--work", default="/tmp/qkdb-store-bench")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--chunk", type=int, default=0, help="qkdb --chunk-nnz (0 = default)")
+    ap.add_argument("--key-chunk", type=int, default=0, help="qkdb --key-chunk-nnz (0 = default)")
     ap.add_argument("--peers", default="sqlite,parquet,duckdb,tiledb,npz")
     args = ap.parse_args()
     if not os.access(QKDB, os.X_OK):
@@ -290,7 +309,7 @@ def main():
         queries = {"query": [(int(m["head"][i]), int(m["query_feature"][i])) for i in pick],
                    "key": [(int(m["head"][i]), int(m["key_feature"][i])) for i in rng.integers(0, n, args.queries)]}
         results = {"qkdb (both orderings)": run_qkdb(m, d, queries, args)}
-        for p in args.peers.split(","):
+        for p in [p for p in args.peers.split(",") if p and p != "none"]:
             cls = peers[p]
             try:
                 peer = cls()
