@@ -14,6 +14,8 @@ public final class Store: @unchecked Sendable {
     let zstd = Zstd()
     /// Per-run facts that queries consult on every call (shape, columns, codec), read once.
     var runCache: [Int64: CachedRun] = [:]
+    /// The open transaction of `stage`, while one runs.
+    var stageDatabase: Database?
 
     struct CachedRun {
         var shape: PairMapShape
@@ -123,13 +125,36 @@ public final class Store: @unchecked Sendable {
     }
 
     /// Runs `body` in a read transaction (one consistent snapshot), with errors naming the file.
+    /// Inside `stage` it reads through the stage's transaction (and so sees its writes).
     func read<T>(_ body: (Database) throws -> T) throws -> T {
+        if let db = stageDatabase { return try body(db) }
         do { return try dbQueue.read(body) } catch { throw Store.wrap(error, path: path) }
     }
 
     /// Runs `body` in one write transaction: all of it lands, or none of it.
+    /// Inside `stage` it joins the stage's transaction instead.
     func write<T>(_ body: (Database) throws -> T) throws -> T {
+        if let db = stageDatabase { return try body(db) }
         do { return try dbQueue.write(body) } catch { throw Store.wrap(error, path: path) }
+    }
+
+    /// Runs every store call made inside `body` as ONE write transaction, so a pipeline stage
+    /// (a run's tensors, or its pair map with statistics, examples, sequences and metrics) lands
+    /// whole or not at all: a crash or kill mid-stage leaves the store exactly as before it.
+    /// Calls must come from the calling thread; stages do not nest.
+    public func stage<T>(_ body: () throws -> T) throws -> T {
+        precondition(stageDatabase == nil, "Store.stage does not nest")
+        let savedCache = runCache
+        do {
+            return try dbQueue.write { db in
+                stageDatabase = db
+                defer { stageDatabase = nil }
+                return try body()
+            }
+        } catch {
+            runCache = savedCache   // a rolled-back stage must not leave cached facts behind
+            throw Store.wrap(error, path: path)
+        }
     }
 
     static func now() -> String {

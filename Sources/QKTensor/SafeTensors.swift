@@ -219,7 +219,8 @@ public struct SafeTensorsWriter {
     }
 }
 
-func jsonString(_ s: String) -> String {
+/// `s` as a JSON string literal (quotes included), escaping what JSON requires.
+public func jsonString(_ s: String) -> String {
     var out = "\""
     for u in s.unicodeScalars {
         switch u {

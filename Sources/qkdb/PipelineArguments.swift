@@ -18,8 +18,8 @@ struct PipelineArguments: ParsableArguments {
     @Option(help: "Tokens per sequence.")
     var context: Int = 128
 
-    @Option(help: "Prepend the model's BOS token on decoders (BERT always adds [CLS]).")
-    var bos: HarvestCommand.YesNo = .yes
+    @Option(help: "Prepend the model's BOS token on decoders (BERT always adds [CLS]). Default: yes, except for GGUF files that say not to (SmolLM2).")
+    var bos: HarvestCommand.YesNo?
 
     @Option(help: "Read at most this many packed sequences from the corpus.")
     var maxSequences: Int?
@@ -51,12 +51,13 @@ struct PipelineArguments: ParsableArguments {
     @Option(help: "Random seed (data order, initialisation); the same seed reproduces a run bit-for-bit.")
     var seed: UInt64 = 0
 
-    func options(layer: Int) -> PipelineOptions {
+    /// The options for one layer; `model` (once loaded) settles an unset `--bos`.
+    func options(layer: Int, model loaded: (any TransformerModel)? = nil) -> PipelineOptions {
         var o = PipelineOptions(model: model, layer: layer)
         o.corpus = corpus ?? (tokens == nil ? "data/corpus/fortunes.jsonl" : nil)
         o.tokens = tokens
         o.context = context
-        o.bos = bos == .yes
+        o.bos = bos.map { $0 == .yes } ?? loaded.map(prependsBOSByDefault) ?? true
         o.maxSequences = maxSequences
         o.seed = seed
         o.training.dHidden = dHidden

@@ -33,7 +33,7 @@ struct RunCommand: ParsableCommand {
             }
         }
         for l in layer {
-            var options = pipeline.options(layer: l)
+            var options = pipeline.options(layer: l, model: model)
             mask.apply(to: &options)
             if let e = evalSequences { options.evalSequences = e }
             let name = RunNaming.name(model: options.model, layer: l)

@@ -1,3 +1,4 @@
+import QKTensor
 import ArgumentParser
 import Foundation
 import QKStore
@@ -44,21 +45,7 @@ struct ResultTable {
     var headers: [String]
     var rows: [[Cell]] = []
 
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
+    static func jsonString(_ s: String) -> String { QKTensor.jsonString(s) }
 
     func render(_ format: StoreOutputFormat) -> String {
         switch format {

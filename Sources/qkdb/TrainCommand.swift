@@ -30,8 +30,8 @@ struct TrainCommand: ParsableCommand {
     var resume: String?
 
     func run() throws {
-        let options = pipeline.options(layer: layer)
-        let model = try loadModel(path: options.model)
+        let model = try loadModel(path: pipeline.model)
+        let options = pipeline.options(layer: layer, model: model)
         let plan = try CorpusPlan(options: options, model: model)
         let db = try Store(path: store, mode: .create)
         let cancel = CancellationFlag()

@@ -7,9 +7,11 @@ import QKModels
 final class PairMapGradientTests: XCTestCase {
     func testCausalGradientMatchesFiniteDifferences() throws { try check(causal: true, seed: 11) }
     func testBidirectionalGradientMatchesFiniteDifferences() throws { try check(causal: false, seed: 12) }
+    /// More than 16 heads take the kernel's general (non-register) path.
+    func testManyHeadsGradientMatchesFiniteDifferences() throws { try check(causal: true, seed: 13, heads: 18, kvHeads: 6) }
 
-    private func check(causal: Bool, seed: UInt64) throws {
-        let (q, k, config, seqs) = PairMapTestSupport.random(seed: seed, causal: causal, nHead: 4, nKVHead: 2, dHead: 4,
+    private func check(causal: Bool, seed: UInt64, heads: Int = 4, kvHeads: Int = 2) throws {
+        let (q, k, config, seqs) = PairMapTestSupport.random(seed: seed, causal: causal, nHead: heads, nKVHead: kvHeads, dHead: 4,
                                                                dq: 10, dk: 9, sequences: 3, length: 7, active: 3)
         let objective = try PairMapObjective(query: q, key: k, config: config, training: seqs, threads: 2)
         var rng = SplitMix64(seed: seed)

@@ -102,6 +102,11 @@ final class PairMapStatisticsTests: XCTestCase {
         var wrongHeads = config
         wrongHeads.nHead = 3
         XCTAssertThrowsError(try PairMapObjective(query: q, key: k, config: wrongHeads, training: seqs))
+        var rope = config
+        rope.ropeTheta = 10000
+        XCTAssertThrowsError(try PairMapObjective(query: q, key: k, config: rope, training: seqs)) {
+            XCTAssertTrue("\($0)".contains("RoPE"), "\($0)")
+        }
         var options = MaskTrainingOptions()
         options.threshold = 2
         XCTAssertThrowsError(try PairMap.run(query: q, key: k, config: config, training: seqs, heldOut: seqs, options: options)) {

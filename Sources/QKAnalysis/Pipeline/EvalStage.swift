@@ -32,8 +32,10 @@ public enum EvalStage {
         let seconds = Date().timeIntervalSince(started)
         var eval = try jsonObject(report) as? [String: Any] ?? [:]
         eval["seconds"] = seconds
-        try store.mergeMetrics(run: run, try jsonText(["eval": eval]))
-        try store.setStatus(run: run, "complete")
+        try store.stage {
+            try store.mergeMetrics(run: run, try jsonText(["eval": eval]))
+            try store.setStatus(run: run, "complete")
+        }
         let summary = report.results.filter { ["reconstruction", "pruned_map", "zero"].contains($0.name) }
             .map { String(format: "%@ %.4f (recovered %.3f)", $0.name, $0.metric, $0.recovered) }.joined(separator: "  ")
         observer.stageFinished("evaluate: patch patterns", seconds: seconds, summary: "\(report.metricName): clean \(String(format: "%.4f", report.clean))  " + summary)

@@ -43,7 +43,8 @@ public enum MaskStage {
             m.entriesConsidered, m.entriesAfterPruning, 100 * m.maskedFractionLive, 100 * m.maskedFractionWhole,
             m.klUnmasked, m.klPruned))
 
-        try write(result, run: run, heldOut: plan.heldOut, model: model, store: store, maskSeconds: maskSeconds)
+        // One transaction: the pair map and everything measured with it land together.
+        try store.stage { try write(result, run: run, heldOut: plan.heldOut, model: model, store: store, maskSeconds: maskSeconds) }
         return result
     }
 

@@ -52,11 +52,15 @@ public enum TrainStage {
                            layer: o.layer, nHead: cfg.nHead, nKVHead: cfg.nKVHead, dHead: cfg.dHead, dModel: cfg.dModel,
                            dQuery: result.query.dHidden, dKey: result.key.dHidden,
                            config: o.json(), metrics: try jsonText(metrics), status: "trained")
-        let run = try store.createRun(spec)
-        for (name, t) in tensorList(result) { try store.putTensor(run: run, name: name, shape: t.shape, values: t.data) }
-        if let e = result.evaluation {
-            try store.putFeatures(run: run, densities(e.firingCountsQuery, tokens: e.tokens, side: .query)
-                                  + densities(e.firingCountsKey, tokens: e.tokens, side: .key))
+        // One transaction: the run appears with its dictionaries, or not at all.
+        let run = try store.stage { () -> Int64 in
+            let run = try store.createRun(spec)
+            for (name, t) in tensorList(result) { try store.putTensor(run: run, name: name, shape: t.shape, values: t.data) }
+            if let e = result.evaluation {
+                try store.putFeatures(run: run, densities(e.firingCountsQuery, tokens: e.tokens, side: .query)
+                                      + densities(e.firingCountsKey, tokens: e.tokens, side: .key))
+            }
+            return run
         }
         let m = result.evaluation?.metrics
         observer.stageFinished("step 1: train transcoders", seconds: seconds, summary: m.map {

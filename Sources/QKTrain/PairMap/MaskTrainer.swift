@@ -2,16 +2,16 @@ import Foundation
 import QKTensor
 import QKModels
 
-/// Settings of step 2. The defaults are chosen for ~1.5k-feature dictionaries on 128-token
-/// sequences; see the README's `mask` section for why.
+/// Settings of step 2. The defaults were chosen on MiniLM layer 2 (1536-feature dictionaries,
+/// 128-token sequences, ~600 training sequences); see the README's `mask` section for why.
 public struct MaskTrainingOptions: Sendable, Codable, Equatable {
     /// μ, the weight of Σ sqrt(m + ε). Per entry it pulls with μ/(2·sqrt(m+ε)) against the KL.
-    public var penalty: Float = 2e-6
+    public var penalty: Float = 1e-6
     public var epsilon: Float = 1e-6
     /// Entries whose trained mask ends below this are pruned to exactly zero.
     public var threshold: Float = 0.5
-    public var learningRate: Float = 1e-2
-    public var epochs: Int = 3
+    public var learningRate: Float = 2e-2
+    public var epochs: Int = 4
     /// Sequences per Adam step.
     public var batchSequences: Int = 16
     /// Worker threads (each takes whole sequences of a batch).

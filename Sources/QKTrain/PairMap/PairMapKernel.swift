@@ -3,48 +3,53 @@ import QKTensor
 
 /// The forward and backward pass of step 2 for one sequence.
 ///
-/// The effective map W = M·m is read from a dense block W_blk[row, head, col] over a set of
-/// query features (rows) and key features (columns): either the live features of the whole
-/// training set (the live-block layout of `PairMapObjective`, shared by all sequences) or just the features of this one
-/// sequence, gathered from the co-occurrence index (`runGathered`). Then
+/// The effective map W = M·m is read from a dense block W_blk[row, col, lane] over a set of
+/// query features (rows) and key features (columns), heads innermost and padded to a multiple of
+/// 4 lanes: either the live features of the whole training set (the live-block layout of
+/// `PairMapObjective`, shared by all sequences) or just the features of this one sequence,
+/// gathered from the co-occurrence index (`runGathered`). Then, per query position p:
 ///
-///     U[p,h,:]   = Σ_{i active at p} aQ_i(p) W_blk[i,h,:]      (~20 contiguous row updates per p,
-///                                                               run feature by feature)
-///     S          = U · A_K^T + B                               (one GEMM over [T·heads, cols];
-///                                                                A_K = dense [T, cols] key codes)
-///     P̂(p,h,·)   = softmax over allowed s;   KL = Σ_s P (log P − log P̂)
+///     U[p,j,·]  = Σ_{i active at p} aQ_i(p) W_blk[i,j,·]      (~20 contiguous row updates through
+///                                                              BLAS, run feature by feature)
+///     S(s,·)    = B(s,·) + Σ_{j active at s} aK_j(s) U[p,j,·]  (~20 4-lane vector updates per key)
+///     P̂(p,h,·)  = softmax over allowed s;   KL = Σ_s P (log P − log P̂)
 ///
-/// and the backward pass runs the same products in reverse with G = (P̂ − P)/rows:
+/// and the backward pass runs the same sums in reverse with G = (P̂ − P)/rows:
 ///
-///     V              = G · A_K                                 (one GEMM, [T·heads, T] × [T, cols])
-///     dW_blk[i,h,:] += aQ_i(p) V[p,h,:]                        (~20 row updates per p)
+///     V[p,j,·]       = Σ_s G(s,·) aK_j(s)                      (written over U[p])
+///     dW_blk[i,j,·] += aQ_i(p) V[p,j,·]
 ///
-/// The query side stays sparse (its codes pick whole rows of W_blk); the key side goes through
-/// BLAS, because [T, cols] is small and dense enough that a GEMM beats any sparse loop. The cost
-/// is O(T · (L0 · cols · heads + T · cols · heads)), never O(d_Q · d_K · heads). Each worker
-/// thread owns one kernel (its buffers are reused across sequences).
+/// Both sides stay sparse: the query codes pick whole rows of W_blk, the key codes pick ~20
+/// head vectors of U[p] (which sits in L1) per key position. The cost is
+/// O(T · L0 · (cols · heads + T · heads)), never O(d_Q · d_K · heads). Each worker thread owns one
+/// kernel (its buffers are reused across sequences).
 final class PairMapKernel {
     let nHead: Int
+    /// Heads padded to a multiple of 4: the innermost dimension of every block, so that one
+    /// (feature, key) cell is whole 4-lane vectors.
+    let lanes: Int
     let causal: Bool
     private var queryLocal: [Int32]
     private var keyLocal: [Int32]
     private var usedQuery: [Int32] = []
     private var usedKey: [Int32] = []
     private var qIdx: [Int32] = []
+    private var kIdx: [Int32] = []
     private var block = Buffer()        // gathered W_blk (per-sequence mode)
     private var blockGrad = Buffer()    // gathered dL/dW_blk (per-sequence mode)
-    private var u = Buffer()            // U [T, head, cols]; reused for V
-    private var keyDense = Buffer()     // A_K [T, cols]
-    private var scores = Buffer()       // S [T, head, T]; then P̂, then G
-    private var keyBias = Buffer()      // [head, T]
+    private var u = Buffer()            // U [T, cols, lane]; overwritten by V
+    private var scores = Buffer()       // S [s, lane] of one query position; then P̂, then G
+    private var keyBias = Buffer()      // [s, lane]
 
     init(queryWidth: Int, keyWidth: Int, nHead: Int, causal: Bool) {
-        self.nHead = nHead; self.causal = causal
+        self.nHead = nHead; self.causal = causal; lanes = PairMapKernel.lanes(heads: nHead)
         queryLocal = [Int32](repeating: -1, count: queryWidth)
         keyLocal = [Int32](repeating: -1, count: keyWidth)
     }
 
-    deinit { for b in [block, blockGrad, u, keyDense, scores, keyBias] { b.free() } }
+    deinit { for b in [block, blockGrad, u, scores, keyBias] { b.free() } }
+
+    static func lanes(heads: Int) -> Int { (heads + 3) / 4 * 4 }
 
     /// The query codes' non-zeros (entry number and position) grouped by W_blk row, so that one
     /// row's updates run back to back.
@@ -76,16 +81,17 @@ final class PairMapKernel {
             for f in usedKey { keyLocal[Int(f)] = -1 }
         }
         let uq = usedQuery.count, uk = usedKey.count
-        let wl = block.reserve(uq * uk * h, zeroed: true)
+        let hp = lanes
+        let wl = block.reserve(uq * uk * hp, zeroed: true)
         for (il, i) in usedQuery.enumerated() {
-            let row = wl + il * uk * h
+            let row = wl + il * uk * hp
             let start = index.pairStart[Int(i)], count = index.pairStart[Int(i) + 1] - start
             for pair in start..<(start + count) {
                 let jl = Int(keyLocal[Int(index.pairKey[pair])])
-                if jl >= 0 { let src = w + start * h + (pair - start); for x in 0..<h { row[x * uk + jl] = src[x * count] } }
+                if jl >= 0 { let src = w + start * h + (pair - start); for x in 0..<h { row[jl * hp + x] = src[x * count] } }
             }
         }
-        let gl = grad == nil ? nil : blockGrad.reserve(uq * uk * h, zeroed: true)
+        let gl = grad == nil ? nil : blockGrad.reserve(uq * uk * hp, zeroed: true)
         let kl = queryLocal.withUnsafeBufferPointer { qm in
             keyLocal.withUnsafeBufferPointer { km in
                 run(seq, block: wl, blockGrad: gl, queryRow: qm.baseAddress!, keyColumn: km.baseAddress!, columns: uk,
@@ -94,13 +100,13 @@ final class PairMapKernel {
         }
         if let grad, let gl {
             for (il, i) in usedQuery.enumerated() {
-                let row = gl + il * uk * h
+                let row = gl + il * uk * hp
                 let start = index.pairStart[Int(i)], count = index.pairStart[Int(i) + 1] - start
                 for pair in start..<(start + count) {
                     let jl = Int(keyLocal[Int(index.pairKey[pair])])
                     if jl >= 0 {
                         let dst = grad + start * h + (pair - start)
-                        for x in 0..<h { dst[x * count] += row[x * uk + jl] }
+                        for x in 0..<h { dst[x * count] += row[jl * hp + x] }
                     }
                 }
             }
@@ -115,14 +121,15 @@ final class PairMapKernel {
     func run(_ seq: PairMapSequence, block wl: UnsafePointer<Float>, blockGrad gl: UnsafeMutablePointer<Float>?,
              queryRow: UnsafePointer<Int32>, keyColumn: UnsafePointer<Int32>, columns uk: Int,
              keyBiasTable: UnsafePointer<Float>, plogp: Double, rowScale: Float) -> Double {
-        let t = seq.length, h = nHead, rowLen = uk * h
+        let t = seq.length, h = nHead, hp = lanes, vecs = lanes / 4, rowLen = uk * hp
         if t == 0 { return 0 }
         qIdx.removeAll(keepingCapacity: true)
         for f in seq.query.indices { qIdx.append(queryRow[Int(f)]) }
-        let ak = keyDense.reserve(t * max(uk, 1), zeroed: true)
-        let kb = keyBias.reserve(h * t, zeroed: true)
+        kIdx.removeAll(keepingCapacity: true)
+        for f in seq.key.indices { kIdx.append(keyColumn[Int(f)]) }
+        let kb = keyBias.reserve(t * hp, zeroed: true)
         let up = u.reserve(t * rowLen, zeroed: true)
-        let sc = scores.reserve(h * t * t, zeroed: false)
+        let sc = scores.reserve(t * hp, zeroed: false)
         var cross = 0.0
 
         seq.query.values.withUnsafeBufferPointer { qv in
@@ -130,15 +137,14 @@ final class PairMapKernel {
         seq.key.indices.withUnsafeBufferPointer { kf in
         seq.pattern.data.withUnsafeBufferPointer { pat in
         qIdx.withUnsafeBufferPointer { qi in
+        kIdx.withUnsafeBufferPointer { kc in
         seq.query.rowStart.withUnsafeBufferPointer { qs in
         seq.key.rowStart.withUnsafeBufferPointer { ks in
-            // Dense key codes and the key-side bias Σ_j B[h,j] aK_j(s).
+            // Key-side bias Σ_j B[h,j] aK_j(s), as [s, lane].
             for s in 0..<t {
                 for e in ks[s]..<ks[s + 1] {
-                    let f = Int(kf[e]), b = kv[e]
-                    ak[s * uk + Int(keyColumn[f])] = b
-                    let src = keyBiasTable + f * h
-                    for x in 0..<h { kb[x * t + s] += b * src[x] }
+                    let b = kv[e], src = keyBiasTable + Int(kf[e]) * h, dst = kb + s * hp
+                    for x in 0..<h { dst[x] += b * src[x] }
                 }
             }
             // U[p] = Σ_i aQ_i(p) W_blk[i], feature by feature: a W_blk row is read from memory once
@@ -147,81 +153,140 @@ final class PairMapKernel {
             order.withUnsafeBufferPointer { ord in
                 for e in ord { BLAS.axpy(rowLen, qv[Int(e.entry)], wl + Int(qi[Int(e.entry)]) * rowLen, up + Int(e.position) * rowLen) }
             }
-            // S = U · A_K^T for every (position, head) row at once: U is [T·heads, cols] row-major,
-            // so all heads go through one GEMM. All key positions (the causal half is masked below).
-            if uk > 0 {
-                BLAS.gemm(transB: true, m: t * h, n: t, k: uk, up, lda: uk, ak, ldb: uk, sc, ldc: t)
-            } else {
-                sc.initialize(repeating: 0, count: h * t * t)   // no key feature fires: bias-free, uniform
-            }
-            // Per (query row, head): bias, log-softmax, cross-entropy, then G = (P̂ − P)·rowScale in
-            // place. −Σ P log P̂ = (Σ P)·logZ − Σ P·score needs no log per key.
             for p in 0..<t {
                 let allowed = causal ? p + 1 : t
+                let urow = up + p * rowLen
+                // S(s, ·) = B(s, ·) + Σ_{j active at s} aK_j(s) U[p, j, ·]: ~20 short vector updates
+                // per key position from U[p], which sits in L1.
+                if vecs <= 4 {
+                    for s in 0..<allowed {
+                        gatherRow(sc + s * hp, kb + s * hp, urow, hp, vecs, kv.baseAddress! + ks[s], kc.baseAddress! + ks[s], ks[s + 1] - ks[s])
+                    }
+                } else {
+                    sc.update(from: kb, count: allowed * hp)
+                    for s in 0..<allowed {
+                        let dst = sc + s * hp
+                        for e in ks[s]..<ks[s + 1] { addScaled(dst, kv[e], urow + Int(kc[e]) * hp, vecs) }
+                    }
+                }
+                // Per head (lanes are strided by hp): log-softmax, cross-entropy, then
+                // G = (P̂ − P)·rowScale in place. −Σ P log P̂ = (Σ P)·logZ − Σ P·score.
                 for x in 0..<h {
-                    let row = sc + (p * h + x) * t, target = pat.baseAddress! + (x * t + p) * t, bias = kb + x * t
-                    let (mx, ps, pm) = addBiasAndReduce(row, bias, target, allowed)
-                    let sum = expShiftInPlace(row, allowed, mx)
+                    let row = sc + x, target = pat.baseAddress! + (x * t + p) * t
+                    let (mx, ps, pm) = reduceStrided(row, hp, target, allowed)
+                    let sum = expShiftStrided(row, hp, allowed, mx)
                     cross += Double(pm) * Double(mx + logf(sum)) - Double(ps)
                     guard gl != nil else { continue }
                     let inv = 1 / sum
-                    for s in 0..<allowed { row[s] = (row[s] * inv - target[s]) * rowScale }
-                    for s in allowed..<t { row[s] = 0 }
+                    for s in 0..<allowed { row[s * hp] = (row[s * hp] * inv - target[s]) * rowScale }
+                }
+                guard gl != nil else { continue }
+                for s in 0..<allowed { for x in h..<hp { sc[s * hp + x] = 0 } }
+                // V[p, j, ·] = Σ_s G(s, ·) aK_j(s), written over U[p] (no longer needed).
+                urow.initialize(repeating: 0, count: rowLen)
+                for s in 0..<allowed {
+                    let g = sc + s * hp
+                    if vecs <= 4 {
+                        scatterRow(urow, hp, g, vecs, kv.baseAddress! + ks[s], kc.baseAddress! + ks[s], ks[s + 1] - ks[s])
+                    } else {
+                        for e in ks[s]..<ks[s + 1] { addScaled(urow + Int(kc[e]) * hp, kv[e], g, vecs) }
+                    }
                 }
             }
-            guard let gl, uk > 0 else { return }
-            // V = G · A_K into U's buffer; then dW_blk[i] += aQ_i(p) V[p].
-            BLAS.gemm(m: t * h, n: uk, k: t, sc, lda: t, ak, ldb: uk, up, ldc: uk)
+            guard let gl else { return }
+            // dW_blk[i] += aQ_i(p) V[p], feature by feature.
             order.withUnsafeBufferPointer { ord in
                 for e in ord { BLAS.axpy(rowLen, qv[Int(e.entry)], up + Int(e.position) * rowLen, gl + Int(qi[Int(e.entry)]) * rowLen) }
             }
-        }}}}}}}
+        }}}}}}}}
         return cross + plogp
     }
 }
 
-/// row[s] += bias[s] for s < n, returning max_s row[s], Σ target·row and Σ target. Four
-/// independent accumulators per sum, so the loop is not one long dependency chain.
+/// dst[0..<4·vecs] += a · src[0..<4·vecs], four lanes at a time.
 @inline(__always)
-func addBiasAndReduce(_ row: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, _ target: UnsafePointer<Float>,
-                      _ n: Int) -> (max: Float, dot: Float, mass: Float) {
-    var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0
-    var d0: Float = 0, d1: Float = 0, d2: Float = 0, d3: Float = 0
-    var t0: Float = 0, t1: Float = 0, t2: Float = 0, t3: Float = 0
-    var s = 0
-    while s + 4 <= n {
-        let v0 = row[s] + bias[s], v1 = row[s + 1] + bias[s + 1], v2 = row[s + 2] + bias[s + 2], v3 = row[s + 3] + bias[s + 3]
-        row[s] = v0; row[s + 1] = v1; row[s + 2] = v2; row[s + 3] = v3
-        m0 = v0 > m0 ? v0 : m0; m1 = v1 > m1 ? v1 : m1; m2 = v2 > m2 ? v2 : m2; m3 = v3 > m3 ? v3 : m3
-        d0 += target[s] * v0; d1 += target[s + 1] * v1; d2 += target[s + 2] * v2; d3 += target[s + 3] * v3
-        t0 += target[s]; t1 += target[s + 1]; t2 += target[s + 2]; t3 += target[s + 3]
-        s += 4
+func addScaled(_ dst: UnsafeMutablePointer<Float>, _ a: Float, _ src: UnsafePointer<Float>, _ vecs: Int) {
+    let d = UnsafeMutableRawPointer(dst), r = UnsafeRawPointer(src)
+    for v in 0..<vecs {
+        let o = v * 16
+        let sum = d.loadUnaligned(fromByteOffset: o, as: SIMD4<Float>.self) + a * r.loadUnaligned(fromByteOffset: o, as: SIMD4<Float>.self)
+        d.storeBytes(of: sum, toByteOffset: o, as: SIMD4<Float>.self)
     }
-    while s < n {
-        let v = row[s] + bias[s]
-        row[s] = v
-        m0 = v > m0 ? v : m0; d0 += target[s] * v; t0 += target[s]
-        s += 1
-    }
-    let m01 = m0 > m1 ? m0 : m1, m23 = m2 > m3 ? m2 : m3
-    return (m01 > m23 ? m01 : m23, (d0 + d1) + (d2 + d3), (t0 + t1) + (t2 + t3))
 }
 
-/// x[s] = exp(x[s] − shift) for s < n, returning the sum. Uses `fastExp` (a branch-free
-/// polynomial), because a libm call per score would cost as much as the GEMMs; arguments are
-/// ≤ 0 here, so only underflow matters.
+/// dst = base + Σ_e value[e] · src[column[e]·stride], for rows of up to 16 lanes, with the sum
+/// kept in registers (no store/load round trip per term).
 @inline(__always)
-func expShiftInPlace(_ x: UnsafeMutablePointer<Float>, _ n: Int, _ shift: Float) -> Float {
+func gatherRow(_ dst: UnsafeMutablePointer<Float>, _ base: UnsafePointer<Float>, _ src: UnsafePointer<Float>, _ stride: Int,
+               _ vecs: Int, _ value: UnsafePointer<Float>, _ column: UnsafePointer<Int32>, _ count: Int) {
+    let z = SIMD4<Float>(repeating: 0)
+    let b = UnsafeRawPointer(base)
+    var a0 = b.loadUnaligned(as: SIMD4<Float>.self)
+    var a1 = vecs > 1 ? b.loadUnaligned(fromByteOffset: 16, as: SIMD4<Float>.self) : z
+    var a2 = vecs > 2 ? b.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self) : z
+    var a3 = vecs > 3 ? b.loadUnaligned(fromByteOffset: 48, as: SIMD4<Float>.self) : z
+    for e in 0..<count {
+        let v = value[e], r = UnsafeRawPointer(src + Int(column[e]) * stride)
+        a0 += v * r.loadUnaligned(as: SIMD4<Float>.self)
+        if vecs > 1 { a1 += v * r.loadUnaligned(fromByteOffset: 16, as: SIMD4<Float>.self) }
+        if vecs > 2 { a2 += v * r.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self) }
+        if vecs > 3 { a3 += v * r.loadUnaligned(fromByteOffset: 48, as: SIMD4<Float>.self) }
+    }
+    let d = UnsafeMutableRawPointer(dst)
+    d.storeBytes(of: a0, as: SIMD4<Float>.self)
+    if vecs > 1 { d.storeBytes(of: a1, toByteOffset: 16, as: SIMD4<Float>.self) }
+    if vecs > 2 { d.storeBytes(of: a2, toByteOffset: 32, as: SIMD4<Float>.self) }
+    if vecs > 3 { d.storeBytes(of: a3, toByteOffset: 48, as: SIMD4<Float>.self) }
+}
+
+/// dst[column[e]·stride ..] += value[e] · g for every e, for rows of up to 16 lanes, with g held
+/// in registers.
+@inline(__always)
+func scatterRow(_ dst: UnsafeMutablePointer<Float>, _ stride: Int, _ g: UnsafePointer<Float>, _ vecs: Int,
+                _ value: UnsafePointer<Float>, _ column: UnsafePointer<Int32>, _ count: Int) {
+    let z = SIMD4<Float>(repeating: 0)
+    let r = UnsafeRawPointer(g)
+    let g0 = r.loadUnaligned(as: SIMD4<Float>.self)
+    let g1 = vecs > 1 ? r.loadUnaligned(fromByteOffset: 16, as: SIMD4<Float>.self) : z
+    let g2 = vecs > 2 ? r.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self) : z
+    let g3 = vecs > 3 ? r.loadUnaligned(fromByteOffset: 48, as: SIMD4<Float>.self) : z
+    for e in 0..<count {
+        let v = value[e], d = UnsafeMutableRawPointer(dst + Int(column[e]) * stride)
+        d.storeBytes(of: d.loadUnaligned(as: SIMD4<Float>.self) + v * g0, as: SIMD4<Float>.self)
+        if vecs > 1 { d.storeBytes(of: d.loadUnaligned(fromByteOffset: 16, as: SIMD4<Float>.self) + v * g1, toByteOffset: 16, as: SIMD4<Float>.self) }
+        if vecs > 2 { d.storeBytes(of: d.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self) + v * g2, toByteOffset: 32, as: SIMD4<Float>.self) }
+        if vecs > 3 { d.storeBytes(of: d.loadUnaligned(fromByteOffset: 48, as: SIMD4<Float>.self) + v * g3, toByteOffset: 48, as: SIMD4<Float>.self) }
+    }
+}
+
+/// Over x[s·stride] for s < n: max, Σ target·x and Σ target (two accumulators each).
+@inline(__always)
+func reduceStrided(_ x: UnsafePointer<Float>, _ stride: Int, _ target: UnsafePointer<Float>, _ n: Int) -> (max: Float, dot: Float, mass: Float) {
+    var m0 = -Float.infinity, m1 = m0, d0: Float = 0, d1: Float = 0, t0: Float = 0, t1: Float = 0
+    var s = 0
+    while s + 2 <= n {
+        let v0 = x[s * stride], v1 = x[(s + 1) * stride]
+        m0 = v0 > m0 ? v0 : m0; m1 = v1 > m1 ? v1 : m1
+        d0 += target[s] * v0; d1 += target[s + 1] * v1; t0 += target[s]; t1 += target[s + 1]
+        s += 2
+    }
+    if s < n { let v = x[s * stride]; m0 = v > m0 ? v : m0; d0 += target[s] * v; t0 += target[s] }
+    return (m0 > m1 ? m0 : m1, d0 + d1, t0 + t1)
+}
+
+/// x[s·stride] = exp(x[s·stride] − shift) for s < n, returning the sum (see `fastExp`).
+@inline(__always)
+func expShiftStrided(_ x: UnsafeMutablePointer<Float>, _ stride: Int, _ n: Int, _ shift: Float) -> Float {
     var a0: Float = 0, a1: Float = 0, a2: Float = 0, a3: Float = 0
     var s = 0
     while s + 4 <= n {
-        let e0 = fastExp(x[s] - shift), e1 = fastExp(x[s + 1] - shift)
-        let e2 = fastExp(x[s + 2] - shift), e3 = fastExp(x[s + 3] - shift)
-        x[s] = e0; x[s + 1] = e1; x[s + 2] = e2; x[s + 3] = e3
+        let e0 = fastExp(x[s * stride] - shift), e1 = fastExp(x[(s + 1) * stride] - shift)
+        let e2 = fastExp(x[(s + 2) * stride] - shift), e3 = fastExp(x[(s + 3) * stride] - shift)
+        x[s * stride] = e0; x[(s + 1) * stride] = e1; x[(s + 2) * stride] = e2; x[(s + 3) * stride] = e3
         a0 += e0; a1 += e1; a2 += e2; a3 += e3
         s += 4
     }
-    while s < n { let e = fastExp(x[s] - shift); x[s] = e; a0 += e; s += 1 }
+    while s < n { let e = fastExp(x[s * stride] - shift); x[s * stride] = e; a0 += e; s += 1 }
     return (a0 + a1) + (a2 + a3)
 }
 

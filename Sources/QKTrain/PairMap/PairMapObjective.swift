@@ -13,7 +13,8 @@ import QKModels
 ///
 /// Layout of W ("store"): when the live features of the training data are few enough
 /// (live_Q · live_K · heads · (threads + 1) floats within `liveBlockBudget`), W is kept as one dense
-/// block over live features [live_Q + 1, heads, live_K + 1] — entries that never co-fire stay 0
+/// block over live features [live_Q + 1, live_K + 1, lanes] (heads padded to a multiple of 4) —
+/// entries that never co-fire stay 0
 /// there, and the extra row and column are a zero slot for features that are not live (held-out
 /// data). Every sequence then reads it directly: no per-sequence gather or scatter. Otherwise W is
 /// kept per entry and each sequence gathers the small block of its own features.
@@ -47,6 +48,10 @@ public final class PairMapObjective {
     public init(query: Transcoder, key: Transcoder, config: ModelConfig, training: [PairMapSequence],
                 threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
         guard !training.isEmpty else { throw PairMapError("pair map: no training sequences") }
+        // On RoPE models M depends on the offset p − s; this objective assumes one M per entry.
+        if let theta = config.ropeTheta {
+            throw PairMapError("pair map: \(config.architecture.rawValue) uses RoPE (rope_theta \(theta)); offset-dependent pair maps are not built yet")
+        }
         for (n, s) in training.enumerated() {
             try s.validate(index: n, queryWidth: query.dHidden, keyWidth: key.dHidden, nHead: config.nHead)
         }
@@ -66,7 +71,8 @@ public final class PairMapObjective {
         for i in 0..<index.queryWidth where index.pairStart[i + 1] > index.pairStart[i] { row[i] = rows; rows += 1 }
         for j in index.pairKey where col[Int(j)] < 0 { col[Int(j)] = 0 }
         for j in 0..<index.keyWidth where col[j] == 0 { col[j] = cols; cols += 1 }
-        let blockSize = (Int(rows) + 1) * nHead * (Int(cols) + 1)
+        let lanes = PairMapKernel.lanes(heads: nHead)
+        let blockSize = (Int(rows) + 1) * (Int(cols) + 1) * lanes
         if blockSize * 4 * (self.threads + 1) <= PairMapObjective.liveBlockBudget {
             for i in 0..<row.count where row[i] < 0 { row[i] = rows }   // the zero row
             for j in 0..<col.count where col[j] < 0 { col[j] = cols }   // the zero column
@@ -74,7 +80,7 @@ public final class PairMapObjective {
             var s = [Int32](repeating: 0, count: index.pairCount * h)
             for pair in 0..<index.pairCount {
                 let r = Int(row[Int(index.pairQuery[pair])]), c = Int(col[Int(index.pairKey[pair])])
-                for x in 0..<h { s[index.entry(pair: pair, head: x, heads: h)] = Int32((r * h + x) * width + c) }
+                for x in 0..<h { s[index.entry(pair: pair, head: x, heads: h)] = Int32((r * width + c) * lanes + x) }
             }
             blockRow = row; blockColumn = col; blockColumns = width; slot = s; storeSize = blockSize
         } else {
