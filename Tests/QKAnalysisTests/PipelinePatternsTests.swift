@@ -178,4 +178,54 @@ final class PipelinePatternsTests: XCTestCase {
         for e in 0..<expected.count { worst = max(worst, abs(Double(got.data[e]) - expected[e])) }
         XCTAssertLessThan(worst, 1e-4, "largest pattern difference \(worst)")
     }
+
+    // MARK: evaluation's pruned-map pattern = step 2's
+
+    /// The pattern evaluation patches in for the pruned map (PairMapScorer over the stored COO
+    /// values W = M·m and key bias B, laid out as MaskStage writes them) is the pattern step 2
+    /// itself scores for that mask: step 2's KL against it is zero, and nonzero for another mask.
+    func testScorerPatternIsStepTwosPrunedMapPattern() throws {
+        var r = Random(state: 21)
+        for arch in [Architecture.gpt2, .bert] {
+            let c = ModelConfig(architecture: arch, nLayer: 1, dModel: 8, nHead: 2, nKVHead: 2, dHead: 4, vocabSize: 10,
+                                maxPositions: 16, hasLMHead: arch != .bert)
+            let dQ = 12, dK = 10, t = 6
+            func transcoder(hidden: Int) -> Transcoder {
+                Transcoder(wEnc: Tensor(zeros: [c.dModel, hidden]), bEnc: Tensor(zeros: [hidden]),
+                           wDec: Tensor(shape: [hidden, c.nHead * c.dHead], data: (0..<(hidden * c.nHead * c.dHead)).map { _ in r.normal() * 0.6 }),
+                           bDec: Tensor(shape: [c.nHead * c.dHead], data: (0..<(c.nHead * c.dHead)).map { _ in r.normal() * 0.6 }),
+                           activation: .relu)
+            }
+            let query = transcoder(hidden: dQ), key = transcoder(hidden: dK)
+            var sequences: [PairMapSequence] = []
+            for _ in 0..<3 {
+                let (aQ, _) = codes(rows: t, width: dQ, density: 0.35, &r)
+                let (aK, _) = codes(rows: t, width: dK, density: 0.35, &r)
+                sequences.append(PairMapSequence(query: aQ, key: aK, pattern: Tensor(shape: [c.nHead, t, t], repeating: 1 / Float(t))))
+            }
+            let objective = try PairMapObjective(query: query, key: key, config: c, training: sequences, threads: 1)
+            let index = objective.index, h = c.nHead
+            // A pruned mask: some entries zero, the rest in (0.5, 1].
+            let mask = (0..<objective.entryCount).map { _ in r.unit() < 0.4 ? 0 : 0.5 + 0.5 * r.unit() }
+            var head: [Int32] = [], qf: [Int32] = [], kf: [Int32] = [], value: [Float] = []
+            for hh in 0..<h {
+                for pair in 0..<index.pairCount {
+                    let e = index.entry(pair: pair, head: hh, heads: h)
+                    guard mask[e] > 0 else { continue }
+                    head.append(Int32(hh)); qf.append(index.pairQuery[pair]); kf.append(index.pairKey[pair])
+                    value.append(objective.weights.pairValue[e] * mask[e])
+                }
+            }
+            var bias = [Float](repeating: 0, count: h * dK)
+            for j in 0..<dK { for hh in 0..<h { bias[hh * dK + j] = objective.weights.keyBias[j * h + hh] } }
+            let scorer = try PairMapScorer(nHead: h, dQuery: dQ, dKey: dK, head: head, queryFeature: qf, keyFeature: kf,
+                                           value: value, keyBias: bias)
+            let patched = sequences.map {
+                PairMapSequence(query: $0.query, key: $0.key, pattern: scorer.pattern(query: $0.query, key: $0.key, causal: arch.isCausal))
+            }
+            XCTAssertEqual(try objective.meanKL(mask: mask, sequences: patched), 0, accuracy: 1e-5, "\(arch)")
+            let other = mask.map { $0 > 0 ? 1 - 0.9 * $0 : 1 }
+            XCTAssertGreaterThan(try objective.meanKL(mask: other, sequences: patched), 1e-3, "\(arch): KL cannot tell masks apart")
+        }
+    }
 }
