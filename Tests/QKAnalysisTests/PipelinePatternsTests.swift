@@ -228,4 +228,55 @@ final class PipelinePatternsTests: XCTestCase {
             XCTAssertGreaterThan(try objective.meanKL(mask: other, sequences: patched), 1e-3, "\(arch): KL cannot tell masks apart")
         }
     }
+
+    // MARK: key-bias importance (what `qkdb sinks` adds to the pairs' importance)
+
+    /// keyBiasImportance[h, j] = mean over allowed (p, s) of |B[h, j]·aK_j(s)|, on the same
+    /// held-out sample and with the same "allowed" count as the pairs' importance.
+    func testKeyBiasImportanceIsTheMeanAbsoluteBiasTerm() throws {
+        var r = Random(state: 33)
+        for arch in [Architecture.gpt2, .bert] {
+            let c = ModelConfig(architecture: arch, nLayer: 1, dModel: 8, nHead: 2, nKVHead: 2, dHead: 4, vocabSize: 10,
+                                maxPositions: 16, hasLMHead: arch != .bert)
+            let dQ = 9, dK = 7
+            func transcoder(hidden: Int) -> Transcoder {
+                Transcoder(wEnc: Tensor(zeros: [c.dModel, hidden]), bEnc: Tensor(zeros: [hidden]),
+                           wDec: Tensor(shape: [hidden, c.nHead * c.dHead], data: (0..<(hidden * c.nHead * c.dHead)).map { _ in r.normal() }),
+                           bDec: Tensor(shape: [c.nHead * c.dHead], data: (0..<(c.nHead * c.dHead)).map { _ in r.normal() }), activation: .relu)
+            }
+            let query = transcoder(hidden: dQ), key = transcoder(hidden: dK)
+            func sample(_ n: Int) -> ([PairMapSequence], [[[Float]]]) {
+                var seqs: [PairMapSequence] = [], dense: [[[Float]]] = []
+                for m in 0..<n {
+                    let t = 4 + m
+                    let (aQ, _) = codes(rows: t, width: dQ, density: 0.4, &r)
+                    let (aK, k) = codes(rows: t, width: dK, density: 0.4, &r)
+                    seqs.append(PairMapSequence(query: aQ, key: aK, pattern: Tensor(shape: [c.nHead, t, t], repeating: 1 / Float(t))))
+                    dense.append(k)
+                }
+                return (seqs, dense)
+            }
+            let (training, _) = sample(3)
+            let (heldOut, keys) = sample(3)
+            var options = MaskTrainingOptions()
+            options.epochs = 0; options.threads = 1
+            let result = try PairMap.run(query: query, key: key, config: c, training: training, heldOut: heldOut, options: options)
+            XCTAssertEqual(result.keyBiasImportance.count, c.nHead * dK)
+            var allowed = 0.0, mass = [Double](repeating: 0, count: dK)
+            for k in keys {
+                let t = k.count
+                for p in 0..<t { for s in 0..<t where !arch.isCausal || s <= p {
+                    allowed += 1
+                    for j in 0..<dK { mass[j] += Double(abs(k[s][j])) }
+                } }
+            }
+            for h in 0..<c.nHead {
+                for j in 0..<dK {
+                    let expected = Double(abs(result.keyBiasScore[h * dK + j])) * mass[j] / allowed
+                    XCTAssertEqual(Double(result.keyBiasImportance[h * dK + j]), expected, accuracy: 1e-5 * max(1, expected), "\(arch) h\(h) j\(j)")
+                }
+            }
+            XCTAssertTrue(result.keyBiasImportance.contains { $0 > 0 })
+        }
+    }
 }
