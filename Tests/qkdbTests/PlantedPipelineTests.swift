@@ -51,6 +51,7 @@ final class PlantedPipelineTests: XCTestCase {
                                  "--top", "3", "--format", "json"])
             XCTAssertEqual(r.status, 0, r.stderr)
             let top = try jsonRows(r.stdout).compactMap { $0["key_feature"] as? Int }
+            print("planted pair \(a) head \(pair.head): query feature \(q), top 3 keys \(top), planted key features \(keys.sorted())")
             XCTAssertFalse(Set(top).isDisjoint(with: keys),
                            "planted pair \(a) (head \(pair.head)): query feature \(q)'s top 3 keys \(top) miss its key features \(keys.sorted())")
         }
@@ -84,6 +85,8 @@ final class PlantedPipelineTests: XCTestCase {
         XCTAssertEqual(stored["status"] as? String, "complete")
         let step2 = try XCTUnwrap((stored["metrics"] as? [String: Any])?["step2"] as? [String: Any])
         let masked = try XCTUnwrap(step2["maskedFractionLive"] as? Double)
+        print("planted top sink: key feature \(sink) bos_fraction \(first["bos_fraction"] ?? "?") density \(density) head importance \(headImportance)")
+        print("planted step 2: kept \(step2["entriesAfterPruning"] ?? "?") of live \(step2["liveQueryFeatures"] ?? "?")×\(step2["liveKeyFeatures"] ?? "?")×heads, masked \(masked), KL unmasked \(step2["klUnmasked"] ?? "?") pruned \(step2["klPruned"] ?? "?")")
         XCTAssertGreaterThanOrEqual(masked, 0.99, "step 2 kept \(step2["entriesAfterPruning"] ?? "?") entries")
     }
 
