@@ -29,7 +29,7 @@ final class PlantedPipelineTests: XCTestCase {
         let run = try CLI.run(["run", "--model", Self.fixture.path, "--corpus", corpus.path, "--layer", String(planted.layer),
                                "--context", String(Self.context), "--d-hidden", "128", "--top-k", String(Self.topK),
                                "--train-tokens", "40000", "--batch", "8", "--lr", "3e-3",
-                               "--penalty", "2e-3", "--mask-epochs", "4", "--mask-sequences", "256", "--eval-sequences", "16",
+                               "--penalty", "2e-3", "--mask-epochs", "4", "--dead-window", "8000", "--mask-sequences", "256", "--eval-sequences", "16",
                                "--store", store])
         XCTAssertEqual(run.status, 0, run.stderr)
         guard run.status == 0 else { return }
