@@ -57,9 +57,9 @@ public struct PairMapResult: Sendable {
     public var count: Int { head.count }
 
     /// Key features of head `h` ranked by the attention importance their surviving pairs carry
-    /// (Σ importance over the pairs, plus the key-bias term's), strongest first. An attention sink is a key feature near
-    /// the top of this ranking whose `bosFraction` is near 1; ranking by bos_fraction alone would
-    /// promote rare BOS features that carry no attention.
+    /// (Σ importance over the pairs, plus the key-bias term's), strongest first. An attention sink
+    /// is a key feature near the top of this ranking whose `bosFraction` is near 1; ranking by
+    /// bos_fraction alone would promote rare BOS features that carry no attention.
     public func keyFeaturesByImportance(head h: Int) -> [(feature: Int, importance: Double)] {
         var total = [Int: Double]()
         for e in 0..<count where Int(head[e]) == h { total[Int(keyFeature[e]), default: 0] += Double(importance[e]) }

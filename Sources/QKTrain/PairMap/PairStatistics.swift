@@ -7,10 +7,12 @@
 ///
 /// None of these depend on the head or the mask, so per entry (pair, h) with W = M·m:
 /// importance = |W|·absMass/allowed, mean_contribution = W·mass/cofire,
-/// cooccurrence = cofire/allowed. The key-bias term B[h, j]·aK_j(s) gets the same treatment with
-/// the query side replaced by a constant 1: keyAbsMass[j] = Σ over allowed (p, s) of |aK_j(s)|, so
-/// its importance |B|·keyAbsMass/allowed is comparable with the pairs'. On causal models the sum over s ≤ p is a running prefix sum of
+/// cooccurrence = cofire/allowed. On causal models the sum over s ≤ p is a running prefix sum of
 /// the key codes, so each query activation costs one pass over the sequence's key features.
+///
+/// The key-bias term B[h, j]·aK_j(s) gets the same treatment with the query side replaced by a
+/// constant 1: keyAbsMass[j] = Σ over allowed (p, s) of |aK_j(s)|, so its importance
+/// |B|·keyAbsMass/allowed is on the pairs' scale.
 struct PairCofiring {
     var absMass: [Double]
     var mass: [Double]
