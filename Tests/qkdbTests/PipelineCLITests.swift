@@ -116,6 +116,19 @@ final class PipelineCLITests: XCTestCase {
         try CLI.assertFails(["mask", "--store", store, "--run", "1"], mentioning: "not trained by qkdb")
         try CLI.assertFails(["eval", "--store", store, "--run", "1"], mentioning: "not trained by qkdb")
 
+        // On a fresh store path, refused input leaves no file behind.
+        let fresh = dir.appendingPathComponent("fresh.qkdb").path
+        args = Self.runArguments(corpus: corpus, store: fresh)
+        args[args.firstIndex(of: "--layer")! + 1] = "7"
+        try CLI.assertFails(args, mentioning: "layer 7 is out of range")
+        try CLI.assertFails(["train", "--model", Self.model, "--corpus", corpus, "--layer", "7", "--store", fresh], mentioning: "layer 7")
+        args = Self.runArguments(corpus: corpus, store: fresh)
+        args[args.firstIndex(of: "--train-tokens")! + 1] = "0"
+        try CLI.assertFails(args, mentioning: "--train-tokens must be positive")
+        try CLI.assertFails(Self.runArguments(corpus: corpus, store: fresh) + ["--dead-window", "0"], mentioning: "--dead-window must be positive")
+        try CLI.assertFails(Self.runArguments(corpus: dir.appendingPathComponent("missing.txt").path, store: fresh), mentioning: "missing.txt")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: fresh), "a refused run left \(fresh) behind")
+
         // The earlier run is untouched and the store still verifies.
         let runs = try runsJSON(store)
         XCTAssertEqual(runs.count, 1, "a failed command left a run behind: \(runs.map { $0["name"] ?? "" })")
