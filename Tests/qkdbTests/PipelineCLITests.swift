@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import QKStore
 
 /// `qkdb run` end to end on the tiny GPT-2 fixture: every stage leaves its records, the store
 /// verifies, `qkdb mask` / `qkdb eval` rerun on the stored run reproduce it, and bad input fails
@@ -70,6 +71,18 @@ final class PipelineCLITests: XCTestCase {
         // Tensors, sequences and vocabulary: verify counts them; the dictionaries export from them.
         XCTAssertFalse(verify.stdout.contains(" 0 tensors"), verify.stdout)
         XCTAssertFalse(verify.stdout.contains(" 0 sequences"), verify.stdout)
+        // The same, read through the store library: every stage's tensors, sequences, vocabulary.
+        let db = try Store(path: store)
+        let tensors = Set(try db.tensorNames(run: 1))
+        for side in ["query", "key"] { for t in ["W_enc", "b_enc", "W_dec", "b_dec"] { XCTAssertTrue(tensors.contains("\(side).\(t)"), "no tensor \(side).\(t)") } }
+        XCTAssertTrue(tensors.isSuperset(of: ["pairmap.key_bias", Store.keyBiasImportanceTensor]), "\(tensors)")
+        let vocabulary = try db.vocabulary(run: 1)
+        XCTAssertEqual(vocabulary.count, 400, "one vocabulary row per token of the model")
+        let firstExample = try XCTUnwrap(try (0..<24).lazy.compactMap { try db.examples(run: 1, side: .query, feature: $0).first }.first)
+        let tokens = try db.sequence(run: 1, id: firstExample.sequenceID)
+        XCTAssertEqual(tokens.count, 16)
+        XCTAssertTrue(tokens.allSatisfy { vocabulary[Int($0)] != nil }, "a stored sequence has tokens outside the stored vocabulary")
+        XCTAssertEqual(try db.features(run: 1, side: .key).count, 24)
         let dictionaries = dir.appendingPathComponent("dictionaries").path
         XCTAssertEqual(try CLI.run(["export-dictionaries", "--store", store, "--run", "1", "--out", dictionaries]).status, 0)
         for side in ["query", "key"] {
