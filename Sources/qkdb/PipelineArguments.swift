@@ -48,6 +48,9 @@ struct PipelineArguments: ParsableArguments {
     @Flag(help: "Do not resample dead features.")
     var noResample = false
 
+    @Option(help: "A feature that has not fired for this many training tokens is dead, and dead features are checked for (and resampled) every this many tokens (default 100000 / 25000; lower it for short runs, which otherwise never resample).")
+    var deadWindow: Int?
+
     @Option(help: "Random seed (data order, initialisation); the same seed reproduces a run bit-for-bit.")
     var seed: UInt64 = 0
 
@@ -68,6 +71,7 @@ struct PipelineArguments: ParsableArguments {
         o.training.batchSequences = batch
         o.training.learningRate = lr
         o.training.resample = !noResample
+        if let deadWindow { o.training.deadWindowTokens = deadWindow; o.training.resampleEveryTokens = deadWindow }
         return o
     }
 }
