@@ -61,6 +61,8 @@ public enum MaskStage {
         ])
         try store.putPairMap(run: run, coo)
         try store.putTensor(run: run, name: "pairmap.key_bias", shape: [model.config.nHead, r.keyFeatures.width], values: r.keyBiasScore)
+        try store.putTensor(run: run, name: Store.keyBiasImportanceTensor, shape: [model.config.nHead, r.keyFeatures.width],
+                            values: r.keyBiasImportance)
 
         var features: [FeatureStats] = []
         var examples: [FeatureExample] = []
