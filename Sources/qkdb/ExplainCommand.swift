@@ -111,6 +111,11 @@ enum ExplainText {
             }
             out += "\(title):\n" + (rows.isEmpty ? "(none)\n" : t.render(.table)) + "\n"
         }
+        var marginal = ResultTable(headers: ["side", "feature", "sum_of_its_pairs"])
+        for (side, isQuery) in [("query", true), ("key", false)] {
+            marginal.rows += c.marginals(query: isQuery).prefix(top).map { [.text(side), .int($0.feature), .float(Float($0.contribution))] }
+        }
+        out += "pair terms summed per feature:\n" + marginal.render(.table) + "\n"
         var row = ResultTable(headers: ["src", "token", "true", "reconstructed", "pruned", "bar (true)", "top pair"])
         row.rows = e.sources.map { s in
             let top = e.scores[s - e.sources.lowerBound].pairs.first
@@ -129,6 +134,9 @@ enum ExplainText {
                 "{\"query_feature\": \(r.queryFeature), \"key_feature\": \(r.keyFeature), \"a_query\": \(ResultTable.Cell.float(r.queryActivation).jsonText), \"a_key\": \(ResultTable.Cell.float(r.keyActivation).jsonText), \"contribution\": \(ResultTable.Cell.float(r.contribution).jsonText), \"stored_value\": \(ResultTable.Cell(r.storedValue).jsonText)}"
             }.joined(separator: ", ") + "]"
         }
+        func marginals(_ m: [(feature: Int, contribution: Double)], _ n: Int) -> String {
+            "[" + m.prefix(n).map { "{\"feature\": \($0.feature), \"contribution\": \(ResultTable.Cell.double($0.contribution).jsonText)}" }.joined(separator: ", ") + "]"
+        }
         func floats(_ v: [Float]) -> String { "[" + v.map { ResultTable.Cell.float($0).jsonText }.joined(separator: ", ") + "]" }
         let pos = Array(c.pairs.filter { $0.contribution > 0 }.prefix(top)), neg = Array(c.pairs.filter { $0.contribution < 0 }.prefix(top))
         return """
@@ -139,6 +147,7 @@ enum ExplainText {
         "key_bias": \(ResultTable.Cell.float(c.keyBias).jsonText), "error": \(ResultTable.Cell.float(c.error).jsonText), \
         "pair_sum": \(ResultTable.Cell.double(c.pairs.reduce(0.0) { $0 + Double($1.contribution) }).jsonText), "pair_count": \(c.pairs.count), \
         "positive_pairs": \(pairs(pos)), "negative_pairs": \(pairs(neg)), \
+        "by_query_feature": \(marginals(c.marginals(query: true), top)), "by_key_feature": \(marginals(c.marginals(query: false), top)), \
         "sources": [\(e.sources.lowerBound), \(e.sources.upperBound)], "true_pattern": \(floats(e.truePattern)), \
         "reconstructed_pattern": \(floats(e.reconstructedPattern)), "pruned_pattern": \(e.prunedPattern.isEmpty ? "null" : floats(e.prunedPattern))}
 

@@ -39,6 +39,15 @@ public struct ScoreExplanation: Sendable {
     public var error: Float { trueScore - reconstructedScore }
     /// Σ pairs + queryBias + keyBias, accumulated in Double (equals `reconstructedScore` up to rounding).
     public var termSum: Double { pairs.reduce(0.0) { $0 + Double($1.contribution) } + Double(queryBias) + Double(keyBias) }
+
+    /// The pair terms summed per query feature (or per key feature), strongest |sum| first: robust
+    /// to a dictionary splitting one direction over several features on the other side.
+    public func marginals(query: Bool) -> [(feature: Int, contribution: Double)] {
+        var sums: [Int: Double] = [:]
+        for p in pairs { sums[query ? p.queryFeature : p.keyFeature, default: 0] += Double(p.contribution) }
+        return sums.map { (feature: $0.key, contribution: $0.value) }
+            .sorted { (abs($0.contribution), -$0.feature) > (abs($1.contribution), -$1.feature) }
+    }
 }
 
 /// All of one prompt's rows for one head: the three attention rows from a destination and, per
