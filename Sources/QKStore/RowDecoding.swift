@@ -5,11 +5,14 @@ import GRDB
 /// These throw a `StoreError` naming what was read instead.
 extension Row {
     func required<T: DatabaseValueConvertible>(_ key: String, _ what: @autoclosure () -> String) throws -> T {
+        // A store written by another schema may lack the column: GRDB would stop the process.
+        guard hasColumn(key) else { throw StoreError("\(what()): missing column \(key) (a store of another qkdb schema?)") }
         guard let v = T.fromDatabaseValue(self[key] as DatabaseValue) else { throw StoreError("\(what()): damaged or missing \(key)") }
         return v
     }
 
     func optional<T: DatabaseValueConvertible>(_ key: String, _ what: @autoclosure () -> String) throws -> T? {
+        guard hasColumn(key) else { throw StoreError("\(what()): missing column \(key) (a store of another qkdb schema?)") }
         let dbValue: DatabaseValue = self[key]
         if dbValue.isNull { return nil }
         guard let v = T.fromDatabaseValue(dbValue) else { throw StoreError("\(what()): damaged \(key)") }

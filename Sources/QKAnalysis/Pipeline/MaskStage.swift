@@ -28,13 +28,15 @@ public enum MaskStage {
         var maskOptions = o.mask
         maskOptions.seed = o.seed
         let stepsPerEpoch = (training.count + maskOptions.batchSequences - 1) / maskOptions.batchSequences
-        observer.stageStarted("step 2: train mask", total: Double(max(1, stepsPerEpoch * maskOptions.epochs)), unit: "steps")
+        let epochs = maskOptions.epochs + maskOptions.fineTuningEpochs
+        observer.stageStarted("step 2: train mask", total: Double(max(1, stepsPerEpoch * epochs)), unit: "steps")
         started = Date()
+        var steps = 0   // training and then fine-tuning steps, counted through
         let result = try PairMap.run(query: query, key: key, config: cfg, training: training, heldOut: heldOut,
                                      options: maskOptions) { p in
-            // `epoch` and `step` are 1-based.
-            observer.stageProgress(Double((p.epoch - 1) * p.stepsPerEpoch + p.step),
-                                   String(format: "epoch %d/%d  KL %.4f  below τ %.1f%%", p.epoch, p.epochs, p.kl, 100 * p.fractionBelowThreshold))
+            steps += 1
+            observer.stageProgress(Double(steps), String(format: "epoch %d/%d  KL %.4f  below τ %.1f%%",
+                                                         (steps - 1) / max(1, p.stepsPerEpoch) + 1, epochs, p.kl, 100 * p.fractionBelowThreshold))
         }
         let maskSeconds = Date().timeIntervalSince(started)
         let m = result.metrics
