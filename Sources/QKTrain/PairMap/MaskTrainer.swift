@@ -128,6 +128,7 @@ public final class MaskTrainer {
         let lr = options.learningRate, pe = options.epsilon, tau = options.threshold
         let mu: Float = frozen == nil ? options.penalty : 0
         let fixed = frozen ?? []
+        let fineTuning = frozen != nil   // (an empty array may still have a base address)
         let n = mask.count, threads = objective.threads, size = objective.storeSize
         let slots = objective.slot ?? []
         let identity = objective.slot == nil
@@ -157,7 +158,7 @@ public final class MaskTrainer {
                     tgp[at] = 0
                     var t = 1
                     while t < threads { g += tgp[t * size + at]; tgp[t * size + at] = 0; t += 1 }
-                    if let fzp, fzp[e] { wp[at] = 0; below += 1; continue }   // pruned for good
+                    if fineTuning, fzp![e] { wp[at] = 0; below += 1; continue }   // pruned for good
                     let old = mp[e]
                     let r = (old + pe).squareRoot()
                     pen += r
