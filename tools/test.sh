@@ -18,7 +18,8 @@ status=${PIPESTATUS[0]}
 summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with" "$log" | tail -n 1)
 if [ -n "$summary" ]; then
   total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
-  failed=$(sed -E 's/.* ([0-9]+) failures?.*/\1/' <<<"$summary")
+  # Count failing tests, not failed assertions (one test may fail many).
+  failed=$(grep -cE "^Test Case .* failed" "$log" || true)
   skipped=0
   if grep -q "skipped" <<<"$summary"; then skipped=$(sed -E 's/.*with ([0-9]+) tests? skipped.*/\1/' <<<"$summary"); fi
   echo "tests: $((total - failed - skipped)) passed, ${failed} failed, ${skipped} skipped"

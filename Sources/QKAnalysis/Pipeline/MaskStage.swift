@@ -28,7 +28,7 @@ public enum MaskStage {
         var maskOptions = o.mask
         maskOptions.seed = o.seed
         let stepsPerEpoch = (training.count + maskOptions.batchSequences - 1) / maskOptions.batchSequences
-        let epochs = maskOptions.epochs + maskOptions.fineTuningEpochs
+        let epochs = maskOptions.epochs
         observer.stageStarted("step 2: train mask", total: Double(max(1, stepsPerEpoch * epochs)), unit: "steps")
         started = Date()
         var steps = 0   // training and then fine-tuning steps, counted through

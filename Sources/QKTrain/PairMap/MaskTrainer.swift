@@ -12,13 +12,6 @@ public struct MaskTrainingOptions: Sendable, Codable, Equatable {
     public var threshold: Float = 0.5
     public var learningRate: Float = 2e-2
     public var epochs: Int = 4
-    /// Epochs of fine-tuning after pruning: the surviving entries are re-trained without the
-    /// penalty (pruned ones stay exactly 0). The penalty shrinks every entry a little, kept ones
-    /// included; this gives the kept ones back the weight the KL wants, so a stronger penalty can
-    /// prune more at the same KL. Optional so configurations stored before it existed still
-    /// decode (nil means the default, 1).
-    public var finetuneEpochs: Int? = nil
-    public var fineTuningEpochs: Int { finetuneEpochs ?? 1 }
     /// Sequences per Adam step.
     public var batchSequences: Int = 16
     /// Worker threads (each takes whole sequences of a batch).
@@ -34,7 +27,6 @@ public struct MaskTrainingOptions: Sendable, Codable, Equatable {
         guard threshold >= 0, threshold <= 1 else { throw PairMapError("mask: threshold \(threshold) must lie in [0, 1]") }
         guard learningRate > 0, learningRate.isFinite else { throw PairMapError("mask: learning rate \(learningRate) must be > 0") }
         guard epochs >= 0 else { throw PairMapError("mask: epochs \(epochs) must be ≥ 0") }
-        guard fineTuningEpochs >= 0 else { throw PairMapError("mask: fine-tuning epochs \(fineTuningEpochs) must be ≥ 0") }
         guard batchSequences > 0 else { throw PairMapError("mask: batch of \(batchSequences) sequences must be > 0") }
     }
 }
@@ -61,13 +53,11 @@ public struct MaskTrainingProgress: Sendable {
 /// entries below the threshold — one sweep over the entries per step.
 public final class MaskTrainer {
     public let objective: PairMapObjective
-    public private(set) var options: MaskTrainingOptions
+    public let options: MaskTrainingOptions
     public private(set) var mask: [Float]
     private var moment1: [Float]
     private var moment2: [Float]
     private var adamStep = 0
-    /// During fine-tuning: entries pruned for good (kept at exactly 0), and no penalty.
-    private var frozen: [Bool]? = nil
 
     public init(objective: PairMapObjective, options: MaskTrainingOptions) throws {
         try options.validate()
@@ -100,35 +90,13 @@ public final class MaskTrainer {
         }
     }
 
-    /// Prunes below the threshold, freezes the pruned entries at 0, and re-trains the survivors
-    /// for `options.fineTuningEpochs` epochs with the penalty off (Adam restarted).
-    public func finetunePruned(progress: ((MaskTrainingProgress) -> Void)? = nil) {
-        guard options.fineTuningEpochs > 0 else { return }
-        let keep = mask.map { $0 >= options.threshold }
-        for e in mask.indices where !keep[e] { mask[e] = 0 }
-        frozen = keep.map { !$0 }
-        objective.setMap(mask: mask)
-        for e in moment1.indices { moment1[e] = 0; moment2[e] = 0 }
-        adamStep = 0
-        var o = options
-        o.epochs = options.fineTuningEpochs
-        let saved = options
-        options = o
-        train(progress: progress)
-        options = saved
-        frozen = nil
-    }
-
     /// One fused Adam step (see the type's doc). Returns Σ sqrt(m + ε) before the step and the
     /// number of entries below the threshold after it.
     private func adamUpdate() -> (Double, Int) {
         adamStep += 1
         let b1: Float = 0.9, b2: Float = 0.999, eps: Float = 1e-8
         let c1 = 1 / (1 - powf(b1, Float(adamStep))), c2 = 1 / (1 - powf(b2, Float(adamStep)))
-        let lr = options.learningRate, pe = options.epsilon, tau = options.threshold
-        let mu: Float = frozen == nil ? options.penalty : 0
-        let fixed = frozen ?? []
-        let fineTuning = frozen != nil   // (an empty array may still have a base address)
+        let lr = options.learningRate, mu = options.penalty, pe = options.epsilon, tau = options.threshold
         let n = mask.count, threads = objective.threads, size = objective.storeSize
         let slots = objective.slot ?? []
         let identity = objective.slot == nil
@@ -144,10 +112,9 @@ public final class MaskTrainer {
         moment2.withUnsafeMutableBufferPointer { b in
         penaltyParts.withUnsafeMutableBufferPointer { pp in
         belowParts.withUnsafeMutableBufferPointer { bp in
-        fixed.withUnsafeBufferPointer { fz in
             // Base addresses as locals, so the loop does not reload them after every store.
             let tgp = tg.baseAddress!, mp = m.baseAddress!, wp = wv.baseAddress!, mvp = mv.baseAddress!
-            let ap = a.baseAddress!, bp2 = b.baseAddress!, slp = sl.baseAddress, fzp = fz.baseAddress
+            let ap = a.baseAddress!, bp2 = b.baseAddress!, slp = sl.baseAddress
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
                 let lo = n * c / chunks, hi = n * (c + 1) / chunks
                 var pen: Float = 0
@@ -158,7 +125,6 @@ public final class MaskTrainer {
                     tgp[at] = 0
                     var t = 1
                     while t < threads { g += tgp[t * size + at]; tgp[t * size + at] = 0; t += 1 }
-                    if fineTuning, fzp![e] { wp[at] = 0; below += 1; continue }   // pruned for good
                     let old = mp[e]
                     let r = (old + pe).squareRoot()
                     pen += r
@@ -174,7 +140,7 @@ public final class MaskTrainer {
                 }
                 pp[c] = Double(pen); bp[c] = below
             }
-        }}}}}}}}}}
+        }}}}}}}}}
         return (penaltyParts.reduce(0, +), belowParts.reduce(0, +))
     }
 

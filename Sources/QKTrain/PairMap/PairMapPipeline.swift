@@ -19,10 +19,8 @@ public enum PairMap {
         let trainer = try MaskTrainer(objective: objective, options: options)
         let started = Date(), startedCPU = processCPUSeconds()
         trainer.train(progress: progress)
-        trainer.finetunePruned(progress: progress)
-        let allEpochs = Double(options.epochs + options.fineTuningEpochs)
-        let seconds = allEpochs == 0 ? 0 : Date().timeIntervalSince(started) / allEpochs
-        let cpuSeconds = allEpochs == 0 ? 0 : (processCPUSeconds() - startedCPU) / allEpochs
+        let seconds = options.epochs == 0 ? 0 : Date().timeIntervalSince(started) / Double(options.epochs)
+        let cpuSeconds = options.epochs == 0 ? 0 : (processCPUSeconds() - startedCPU) / Double(options.epochs)
         let trained = trainer.mask
         let pruned = trainer.prunedMask
 
