@@ -46,6 +46,12 @@ public struct PairMapResult: Sendable {
     /// query bias gives each key feature, which the pair map does not contain.
     public var keyBiasScore: [Float]
     public var metrics: PairMapMetrics
+    /// RoPE runs only (empty otherwise): per pair, the offset p − s in 0..<context where |M(Δ)·m|
+    /// is largest, and M·m there (`value` holds the same number on RoPE runs).
+    public var peakOffset: [Int32] = []
+    public var peakValue: [Float] = []
+    /// RoPE runs only: the θ the offset profiles were computed with.
+    public var ropeTheta: Float? = nil
     public var queryFeatures: FeatureStatistics
     public var keyFeatures: FeatureStatistics
 
