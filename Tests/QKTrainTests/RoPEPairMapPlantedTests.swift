@@ -91,4 +91,21 @@ final class RoPEPairMapPlantedTests: XCTestCase {
         XCTAssertLessThan(r.metrics.klPruned, 0.05)
         XCTAssertLessThan(r.count, r.metrics.entriesConsidered, "nothing was pruned")
     }
+
+    /// Statistics computed over many small slices of the surviving pairs equal the one-slice ones.
+    func testSlicedStatisticsAgree() throws {
+        let (q, k, config, training) = try Self.planted(sequences: 8, seed: 3)
+        let (_, _, _, heldOut) = try Self.planted(sequences: 3, seed: 4)
+        var o = Self.options()
+        o.epochs = 3
+        let whole = try PairMap.run(query: q, key: k, config: config, training: training, heldOut: heldOut, options: o)
+        let saved = OffsetCofiring.budgetBytes
+        OffsetCofiring.budgetBytes = 1
+        defer { OffsetCofiring.budgetBytes = saved }
+        let sliced = try PairMap.run(query: q, key: k, config: config, training: training, heldOut: heldOut, options: o)
+        XCTAssertGreaterThan(whole.count, 2)
+        XCTAssertEqual(whole.head, sliced.head); XCTAssertEqual(whole.keyFeature, sliced.keyFeature)
+        XCTAssertEqual(whole.importance, sliced.importance); XCTAssertEqual(whole.meanContribution, sliced.meanContribution)
+        XCTAssertEqual(whole.cooccurrence, sliced.cooccurrence); XCTAssertEqual(whole.peakOffset, sliced.peakOffset)
+    }
 }

@@ -35,10 +35,57 @@ extension PairMap {
             }
         }
         let context = max(training.map(\.length).max() ?? 1, heldOut.map(\.length).max() ?? 1)
-        let sums = OffsetCofiring(index: index, survivor: survivor, survivors: survivors, sequences: heldOut, context: context)
 
-        var result = PairMapResult(head: [], queryFeature: [], keyFeature: [], value: [], mask: [], importance: [],
-                                   meanContribution: [], cooccurrence: [], keyBiasScore: [], metrics: PairMapMetrics(
+        // Surviving entries in the result's order (head, query, key), then their statistics,
+        // computed over slices of the surviving pairs so the per-offset sums stay within budget.
+        var order = [(head: Int, pair: Int)]()
+        for head in 0..<h {
+            for pair in 0..<index.pairCount where pruned[index.entry(pair: pair, head: head, heads: h)] > 0 { order.append((head, pair)) }
+        }
+        var entriesOfSlot = [[Int]](repeating: [], count: survivors)
+        for (n, o) in order.enumerated() { entriesOfSlot[Int(survivor[o.pair])].append(n) }
+        var importance = [Float](repeating: 0, count: order.count), meanContribution = importance, cooccurrence = importance
+        var peakOffset = [Int32](repeating: 0, count: order.count), peakValue = importance
+        let dec = objective.decoders, dh = config.dHead
+        let slotsPerSlice = max(1, OffsetCofiring.budgetBytes / (context * 3 * MemoryLayout<Float>.size))
+        var allowed = 1.0
+        var curve = [Float](repeating: 0, count: context)
+        try dec.u.withUnsafeBufferPointer { u in
+            try dec.v.withUnsafeBufferPointer { v in
+                for lo in stride(from: 0, to: max(survivors, 1), by: slotsPerSlice) {
+                    let hi = min(survivors, lo + slotsPerSlice)
+                    let sums = OffsetCofiring(index: index, survivor: survivor, slots: lo..<hi, sequences: heldOut, context: context)
+                    allowed = max(sums.allowed, 1)
+                    for slot in lo..<hi {
+                        for n in entriesOfSlot[slot] {
+                            let (head, pair) = order[n]
+                            let m = pruned[index.entry(pair: pair, head: head, heads: h)]
+                            let i = Int(index.pairQuery[pair]), j = Int(index.pairKey[pair])
+                            let profile = RoPEPairProfile(query: u.baseAddress! + i * h * dh + head * dh,
+                                                          key: v.baseAddress! + j * config.nKVHead * dh + dec.kvOf[head] * dh, rope: dec.rope)
+                            var peak = 0, absSum = 0.0, signedSum = 0.0, cofire = 0.0
+                            let base = (slot - lo) * context
+                            for d in 0..<context {
+                                curve[d] = profile.value(offset: d) * m
+                                if abs(curve[d]) > abs(curve[peak]) { peak = d }
+                                absSum += Double(abs(curve[d]) * sums.absMass[base + d])
+                                signedSum += Double(curve[d] * sums.mass[base + d])
+                                cofire += Double(sums.cofire[base + d])
+                            }
+                            importance[n] = Float(absSum / allowed)
+                            meanContribution[n] = cofire > 0 ? Float(signedSum / cofire) : 0
+                            cooccurrence[n] = Float(cofire / allowed)
+                            peakOffset[n] = Int32(peak); peakValue[n] = curve[peak]
+                        }
+                    }
+                }
+            }
+        }
+        var result = PairMapResult(head: order.map { Int32($0.head) }, queryFeature: order.map { index.pairQuery[$0.pair] },
+                                   keyFeature: order.map { index.pairKey[$0.pair] }, value: peakValue,
+                                   mask: order.map { pruned[index.entry(pair: $0.pair, head: $0.head, heads: h)] },
+                                   importance: importance, meanContribution: meanContribution, cooccurrence: cooccurrence,
+                                   keyBiasScore: [], metrics: PairMapMetrics(
                                     entriesConsidered: objective.entryCount,
                                     entriesBeforePruning: trained.reduce(0) { $0 + ($1 > 0 ? 1 : 0) },
                                     entriesAfterPruning: 0, liveQueryFeatures: index.liveQuery, liveKeyFeatures: index.liveKey,
@@ -49,43 +96,8 @@ extension PairMap {
                                    queryFeatures: FeatureStatistics(codes: heldOut.map(\.query), width: query.dHidden),
                                    keyFeatures: FeatureStatistics(codes: heldOut.map(\.key), width: key.dHidden))
         result.ropeTheta = config.ropeTheta
-        let dec = objective.decoders, dh = config.dHead
-        let allowed = max(sums.allowed, 1)
-        var curve = [Float](repeating: 0, count: context)
-        try dec.u.withUnsafeBufferPointer { u in
-            try dec.v.withUnsafeBufferPointer { v in
-                for head in 0..<h {
-                    for pair in 0..<index.pairCount {
-                        let e = index.entry(pair: pair, head: head, heads: h)
-                        guard pruned[e] > 0 else { continue }
-                        let sp = Int(survivor[pair])
-                        guard sp >= 0 else { throw PairMapError("pair map: internal error, surviving pair \(pair) has no statistics slot") }
-                        let i = Int(index.pairQuery[pair]), j = Int(index.pairKey[pair]), m = pruned[e]
-                        let profile = RoPEPairProfile(query: u.baseAddress! + i * h * dh + head * dh,
-                                                      key: v.baseAddress! + j * config.nKVHead * dh + dec.kvOf[head] * dh, rope: dec.rope)
-                        var peak = 0, absSum = 0.0, signedSum = 0.0, cofire = 0.0
-                        for d in 0..<context {
-                            curve[d] = profile.value(offset: d) * m
-                            if abs(curve[d]) > abs(curve[peak]) { peak = d }
-                            let c = sp * context + d
-                            absSum += Double(abs(curve[d])) * sums.absMass[c]
-                            signedSum += Double(curve[d]) * sums.mass[c]
-                            cofire += sums.cofire[c]
-                        }
-                        result.head.append(Int32(head))
-                        result.queryFeature.append(Int32(i))
-                        result.keyFeature.append(Int32(j))
-                        result.value.append(curve[peak])
-                        result.mask.append(m)
-                        result.importance.append(Float(absSum / allowed))
-                        result.meanContribution.append(cofire > 0 ? Float(signedSum / cofire) : 0)
-                        result.cooccurrence.append(Float(cofire / allowed))
-                        result.peakOffset.append(Int32(peak))
-                        result.peakValue.append(curve[peak])
-                    }
-                }
-            }
-        }
+        result.peakOffset = peakOffset
+        result.peakValue = peakValue
         let kept = result.count
         result.metrics.entriesAfterPruning = kept
         let liveMap = Double(index.liveQuery * index.liveKey * h)
@@ -114,20 +126,23 @@ extension PairMap {
 ///
 /// so that any head's statistics follow from its curve M_h(Δ)·m with one pass over Δ.
 struct OffsetCofiring {
-    var absMass: [Double]
-    var mass: [Double]
-    var cofire: [Double]
+    /// Upper bound for the three per-offset tables of one slice of surviving pairs.
+    static var budgetBytes = 512 << 20
+    var absMass: [Float]
+    var mass: [Float]
+    var cofire: [Float]
     var allowed: Double
 
-    init(index: CooccurrenceIndex, survivor: [Int32], survivors: Int, sequences: [PairMapSequence], context: Int) {
-        absMass = [Double](repeating: 0, count: survivors * context); mass = absMass; cofire = absMass
+    /// Sums for the surviving pairs whose slot lies in `slots` (tables indexed slot − slots.lowerBound).
+    init(index: CooccurrenceIndex, survivor: [Int32], slots: Range<Int>, sequences: [PairMapSequence], context: Int) {
+        absMass = [Float](repeating: 0, count: slots.count * context); mass = absMass; cofire = absMass
         allowed = 0
-        // Surviving pairs as CSR over query features: (key feature, slot).
+        // Surviving pairs of the slice as CSR over query features: (key feature, slot).
         var start = [Int](repeating: 0, count: index.queryWidth + 1)
-        var keys = [Int32](), slots = [Int32]()
+        var keys = [Int32](), local = [Int32]()
         for i in 0..<index.queryWidth {
-            for pair in index.pairStart[i]..<index.pairStart[i + 1] where survivor[pair] >= 0 {
-                keys.append(index.pairKey[pair]); slots.append(survivor[pair])
+            for pair in index.pairStart[i]..<index.pairStart[i + 1] where slots.contains(Int(survivor[pair])) {
+                keys.append(index.pairKey[pair]); local.append(survivor[pair] - Int32(slots.lowerBound))
             }
             start[i + 1] = keys.count
         }
@@ -146,14 +161,14 @@ struct OffsetCofiring {
             }
             for p in 0..<t {
                 for e in seq.query.rowStart[p]..<seq.query.rowStart[p + 1] {
-                    let i = Int(seq.query.indices[e]), a = Double(seq.query.values[e])
+                    let i = Int(seq.query.indices[e]), a = seq.query.values[e]
                     for k in start[i]..<start[i + 1] {
                         let jl = Int(keyLocal[Int(keys[k])])
                         guard jl >= 0 else { continue }
-                        let base = Int(slots[k]) * context
+                        let base = Int(local[k]) * context
                         for f in firings[jl] {
                             if f.position > p { break }
-                            let c = base + (p - f.position), x = a * Double(f.value)
+                            let c = base + (p - f.position), x = a * f.value
                             absMass[c] += abs(x); mass[c] += x; cofire[c] += 1
                         }
                     }
