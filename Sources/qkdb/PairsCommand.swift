@@ -51,11 +51,21 @@ struct PairsCommand: ParsableCommand {
             var table = pairTable(ranked.map(\.row), extraColumns: extra)
             table.headers.append("value_at_offset")
             for n in table.rows.indices { table.rows[n].append(.float(ranked[n].value)) }
-            printOut(table.render(format))
+            printOut(Self.integerOffsets(table).render(format))
             return
         }
         let rows = try store.pairs(run: runID, PairQuery(side: side, feature: feature, head: head, top: top,
                                                        order: column, ascending: ascending))
-        printOut(pairTable(rows, extraColumns: extra).render(format))
+        printOut(Self.integerOffsets(pairTable(rows, extraColumns: extra)).render(format))
+    }
+
+    /// `peak_offset` is stored as a float column; it is a position difference, so print it as one.
+    static func integerOffsets(_ t: ResultTable) -> ResultTable {
+        guard let c = t.headers.firstIndex(of: "peak_offset") else { return t }
+        var out = t
+        for r in out.rows.indices {
+            if case .float(let v) = out.rows[r][c], v.isFinite, abs(v) < 1e9 { out.rows[r][c] = .int(Int(v)) }
+        }
+        return out
     }
 }
