@@ -108,4 +108,23 @@ final class RoPEPairMapPlantedTests: XCTestCase {
         XCTAssertEqual(whole.importance, sliced.importance); XCTAssertEqual(whole.meanContribution, sliced.meanContribution)
         XCTAssertEqual(whole.cooccurrence, sliced.cooccurrence); XCTAssertEqual(whole.peakOffset, sliced.peakOffset)
     }
+
+    /// The scorer evaluation builds from the stored pairs (COO + mask) gives the pruned map's KL
+    /// that training reported: the store → evaluation path sees the same map.
+    func testScorerFromResultReproducesPrunedKL() throws {
+        let (q, k, config, training) = try Self.planted(sequences: 8, seed: 5)
+        let (_, _, _, heldOut) = try Self.planted(sequences: 3, seed: 6)
+        var o = Self.options()
+        o.epochs = 6
+        let r = try PairMap.run(query: q, key: k, config: config, training: training, heldOut: heldOut, options: o)
+        let scorer = try RoPEPairScorer(query: q, key: k, config: config, head: r.head, queryFeature: r.queryFeature,
+                                        keyFeature: r.keyFeature, mask: r.mask)
+        var kl = 0.0, rows = 0
+        for seq in heldOut {
+            let p = try scorer.pattern(query: seq.query, key: seq.key)
+            for (a, b) in zip(seq.pattern.data, p.data) where a > 0 { kl += Double(a) * (log(Double(a)) - log(Double(b))) }
+            rows += config.nHead * seq.length
+        }
+        XCTAssertEqual(kl / Double(rows), r.metrics.klPruned, accuracy: 1e-4 * max(1, r.metrics.klPruned))
+    }
 }
