@@ -19,5 +19,6 @@ extension QKDB {
         VerifyCommand.self,
         ReportCommand.self,
         StoreBenchCommand.self,
+        BenchForwardCommand.self,
     ]
 }

@@ -1,9 +1,11 @@
 import ArgumentParser
 import Foundation
 import QKStore
+import QKAnalysis
 
-/// `qkdb feature` — one feature's statistics and its top pairs on each head.
-/// (Its max-activating examples come from `Store.examples`, shown by a later issue.)
+/// `qkdb feature` — one feature's statistics, its max-activating examples as text (firing token
+/// marked «so»), a histogram of its activations over the held-out sample (recomputed with one
+/// forward pass over the stored held-out sequences) and its strongest partners on each head.
 struct FeatureCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "feature", abstract: "Statistics, examples and partners of one feature.",
                                                     discussion: "csv prints the pairs only; table and json also show the statistics.")
@@ -15,9 +17,12 @@ struct FeatureCommand: ParsableCommand {
     @Option(help: "Pairs per head; 0 = all.") var top: Int = 10
     @Option(help: "importance, value or mean_contribution (default: importance when the run has it, else value).") var order: PairOrder?
     @Option(help: "table, csv or json.") var format: StoreOutputFormat = .table
+    @Option(help: "Tokens of context each side of an example's firing token.") var window: Int = 8
+    @Flag(help: "Skip the activation histogram (it reloads the model to recompute the held-out codes).") var noHistogram = false
 
     func validate() throws {
         guard top >= 0 else { throw StoreError("--top must be 0 (all) or positive") }
+        guard window >= 0 else { throw StoreError("--window must be 0 or positive") }
     }
 
     func run() throws {
@@ -33,15 +38,58 @@ struct FeatureCommand: ParsableCommand {
             let column = order?.column ?? (map.columns.contains(.importance) ? .importance : .value)
             pairs = pairTable(try store.pairs(run: runID, PairQuery(side: s, feature: index, top: top, order: column)), extraColumns: map.extraColumns)
         }
+        // Examples and the histogram need the run's sequences (and model): trained runs only.
+        let extras = info.spec.kind == .trained && format != .csv ? try loadExtras(store: store, info: info, side: s) : nil
         switch format {
         case .table:
-            printOut(statTable.render(.table) + (stats == nil ? "(no statistics stored for this feature)\n" : "") + "\n" +
-                     (info.pairMap == nil ? "(run \(runID) has no pair map yet)\n" : pairs.render(.table)))
+            var text = statTable.render(.table) + (stats == nil ? "(no statistics stored for this feature)\n" : "") + "\n"
+            if let extras { text += examplesAndHistogram(extras.view, extras.histogram, wordPiece: info.spec.architecture == "bert") }
+            text += "strongest partners on each head (by \((order?.column ?? (info.pairMap?.columns.contains(.importance) == true ? .importance : .value)).rawValue)):\n"
+            printOut(text + (info.pairMap == nil ? "(run \(runID) has no pair map yet)\n" : pairs.render(.table)))
         case .csv:
             printOut(pairs.render(.csv))
         case .json:
-            printOut("{\"feature\": \(statTable.jsonObject(statTable.rows[0])), \"has_statistics\": \(stats != nil), \"pairs\": \(pairs.jsonArray())}\n")
+            var examples = "[]", histogram = "null"
+            if let extras {
+                examples = "[" + extras.view.examples.map { e in
+                    "{\"sequence_id\": \(e.sequenceID), \"position\": \(e.position), \"activation\": \(ResultTable.Cell.float(e.activation).jsonText), " +
+                    "\"tokens\": [\(e.tokens.map(ResultTable.jsonString).joined(separator: ", "))], \"firing_index\": \(e.firing)}"
+                }.joined(separator: ", ") + "]"
+                if let h = extras.histogram {
+                    histogram = "{\"max_value\": \(ResultTable.Cell.float(h.maxValue).jsonText), \"positions\": \(h.positions), \"counts\": [\(h.counts.map(String.init).joined(separator: ", "))]}"
+                }
+            }
+            printOut("{\"feature\": \(statTable.jsonObject(statTable.rows[0])), \"has_statistics\": \(stats != nil), \"examples\": \(examples), \"histogram\": \(histogram), \"pairs\": \(pairs.jsonArray())}\n")
         }
+    }
+}
+
+extension FeatureCommand {
+    /// The feature's examples (with context) and, unless `--no-histogram`, its activation histogram
+    /// over the stored held-out sequences (one forward pass of the run's model).
+    func loadExtras(store: Store, info: RunInfo, side s: FeatureSide) throws -> (view: FeatureView, histogram: ActivationHistogram?) {
+        var cache: [Int: [Int32]] = [:]
+        let view = try FeatureView.load(store: store, run: runID, side: s, index: index, vocabulary: try store.vocabulary(run: runID),
+                                        window: window, top: 0, nHead: info.spec.nHead, hasPairMap: false, sequenceCache: &cache)
+        guard !noHistogram else { return (view, nil) }
+        let explored = try ExploredRun.open(store: store, run: runID, loadPairMap: false)
+        let codes = try explored.codes(of: try explored.heldOutSequences(store: store))
+        let h = ActivationHistogram.perFeature(codes: s == .query ? codes.query : codes.key, width: s == .query ? info.spec.dQuery : info.spec.dKey)[index]
+        return (view, h)
+    }
+
+    /// The examples block and the histogram block of the table view.
+    func examplesAndHistogram(_ view: FeatureView, _ h: ActivationHistogram?, wordPiece: Bool) -> String {
+        var text = "max-activating examples (held-out sequence:position, activation):\n"
+        text += view.examples.isEmpty ? "(none stored)\n" : view.examples.map {
+            String(format: "%5d:%-4d %8.3f  ", $0.sequenceID, $0.position, $0.activation) + TokenText.marked($0, wordPiece: wordPiece)
+        }.joined(separator: "\n") + "\n"
+        text += "\n"
+        if let h {
+            text += "activation histogram over \(h.positions) held-out positions (fires on \(h.firing), density \(String(format: "%.4f", h.density))):\n"
+            text += h.textChart() + "\n"
+        }
+        return text
     }
 }
 

@@ -16,7 +16,7 @@ struct HarvestCommand: ParsableCommand {
 
     enum YesNo: String, ExpressibleByArgument { case yes, no }
 
-    @Option(help: "Model folder (config.json + model.safetensors + tokenizer files).")
+    @Option(help: "Model folder (config.json + model.safetensors + tokenizer files), or a .gguf file or a folder holding one.")
     var model: String
     @Option(help: "Layer whose attention hooks are captured (0-based).")
     var layer: Int
@@ -32,8 +32,8 @@ struct HarvestCommand: ParsableCommand {
     var context: Int = 128
     @Option(help: "Harvest at most this many sequences.")
     var maxSequences: Int?
-    @Option(help: "Prepend the model's BOS token (decoders; BERT always adds [CLS]/[SEP]).")
-    var bos: YesNo = .yes
+    @Option(help: "Prepend the model's BOS token (decoders; BERT always adds [CLS]/[SEP]). Default: yes, except for GGUF files that say not to (SmolLM2).")
+    var bos: YesNo?
     @Flag(help: "Also write logits [n, ctx, vocab] (models with an LM head).")
     var logits = false
     @Option(help: "Sequences per forward pass.")
@@ -47,7 +47,7 @@ struct HarvestCommand: ParsableCommand {
         let m = try loadModel(path: model)
         let harvester = try Harvester(model: m, layer: layer, batchSize: batchSize)
         let input: HarvestInput = corpus.map { .corpus(path: $0) } ?? tokens.map { .tokens(path: $0) } ?? .texts(text)
-        let sequences = try input.sequences(for: m, context: context, maxSequences: maxSequences, bos: bos == .yes)
+        let sequences = try input.sequences(for: m, context: context, maxSequences: maxSequences, bos: bos.map { $0 == .yes } ?? prependsBOSByDefault(m))
         // A live bar only on a terminal: piped stderr is reserved for the one-line error.
         let bar = isatty(2) != 0 ? ProgressBar("harvest", total: Double(sequences.count * sequences.context), unit: "tok") : nil
         let s = try harvester.harvest(sequences, logits: logits, to: out) { done in

@@ -18,8 +18,8 @@ struct PipelineArguments: ParsableArguments {
     @Option(help: "Tokens per sequence.")
     var context: Int = 128
 
-    @Option(help: "Prepend the model's BOS token on decoders (BERT always adds [CLS]).")
-    var bos: HarvestCommand.YesNo = .yes
+    @Option(help: "Prepend the model's BOS token on decoders (BERT always adds [CLS]). Default: yes, except for GGUF files that say not to (SmolLM2).")
+    var bos: HarvestCommand.YesNo?
 
     @Option(help: "Read at most this many packed sequences from the corpus.")
     var maxSequences: Int?
@@ -48,15 +48,19 @@ struct PipelineArguments: ParsableArguments {
     @Flag(help: "Do not resample dead features.")
     var noResample = false
 
+    @Option(help: "A feature that has not fired for this many training tokens is dead, and dead features are checked for (and resampled) every this many tokens (default: 100000, or a fifth of --train-tokens if smaller; checked every 25000 tokens or the window if smaller).")
+    var deadWindow: Int?
+
     @Option(help: "Random seed (data order, initialisation); the same seed reproduces a run bit-for-bit.")
     var seed: UInt64 = 0
 
-    func options(layer: Int) -> PipelineOptions {
+    /// The options for one layer; `model` (once loaded) settles an unset `--bos`.
+    func options(layer: Int, model loaded: (any TransformerModel)? = nil) -> PipelineOptions {
         var o = PipelineOptions(model: model, layer: layer)
         o.corpus = corpus ?? (tokens == nil ? "data/corpus/fortunes.jsonl" : nil)
         o.tokens = tokens
         o.context = context
-        o.bos = bos == .yes
+        o.bos = bos.map { $0 == .yes } ?? loaded.map(prependsBOSByDefault) ?? true
         o.maxSequences = maxSequences
         o.seed = seed
         o.training.dHidden = dHidden
@@ -67,6 +71,11 @@ struct PipelineArguments: ParsableArguments {
         o.training.batchSequences = batch
         o.training.learningRate = lr
         o.training.resample = !noResample
+        // A feature is dead after `deadWindow` silent tokens. The default (100k tokens, at most a
+        // fifth of the budget) lets short runs resample too: a window longer than the run never fires.
+        let window = deadWindow ?? min(o.training.deadWindowTokens, max(1000, trainTokens / 5))
+        o.training.deadWindowTokens = window
+        o.training.resampleEveryTokens = min(o.training.resampleEveryTokens, window)
         return o
     }
 }

@@ -33,21 +33,22 @@ struct RunCommand: ParsableCommand {
             }
         }
         for l in layer {
-            var options = pipeline.options(layer: l)
+            var options = pipeline.options(layer: l, model: model)
             mask.apply(to: &options)
             if let e = evalSequences { options.evalSequences = e }
             let name = RunNaming.name(model: options.model, layer: l)
             let path = store ?? "out/\(name).qkdb"
-            try FileManager.default.createDirectory(at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
-            let db = try Store(path: path, mode: .create)
+            // Options and corpus are checked before the store is created, so bad input leaves no file.
+            try options.validate()
             let observer = ProgressObserver()
-            let cancel = CancellationFlag()
-            Interrupt.install { cancel.cancel() }
-
             let prepStart = Date()
             let plan = try CorpusPlan(options: options, model: model)
             observer.stageFinished("prepare corpus", seconds: Date().timeIntervalSince(prepStart),
                                    summary: "\(plan.train.count) training and \(plan.heldOut.count) held-out sequences of \(plan.context) tokens")
+            try FileManager.default.createDirectory(at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
+            let db = try Store(path: path, mode: .create)
+            let cancel = CancellationFlag()
+            Interrupt.install { cancel.cancel() }
             let trained = try TrainStage.run(options: options, model: model, plan: plan, store: db, name: name,
                                              observer: observer, cancel: cancel, checkpoint: path + ".checkpoint.safetensors")
             let pairs = try MaskStage.run(run: trained.run, options: options, model: model, plan: plan, store: db, observer: observer)

@@ -30,8 +30,13 @@ struct TrainCommand: ParsableCommand {
     var resume: String?
 
     func run() throws {
-        let options = pipeline.options(layer: layer)
-        let model = try loadModel(path: options.model)
+        let model = try loadModel(path: pipeline.model)
+        let options = pipeline.options(layer: layer, model: model)
+        // Checked before the store is created, so bad input leaves no file behind.
+        guard layer >= 0, layer < model.config.nLayer else {
+            throw PipelineError("layer \(layer) is out of range: \(options.model) has layers 0..<\(model.config.nLayer)")
+        }
+        try options.validate()
         let plan = try CorpusPlan(options: options, model: model)
         let db = try Store(path: store, mode: .create)
         let cancel = CancellationFlag()

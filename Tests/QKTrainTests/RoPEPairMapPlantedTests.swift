@@ -73,6 +73,8 @@ final class RoPEPairMapPlantedTests: XCTestCase {
         let r = try PairMap.run(query: q, key: k, config: config, training: training, heldOut: heldOut, options: Self.options())
         XCTAssertEqual(r.peakOffset.count, r.count)
         XCTAssertEqual(r.ropeTheta, Self.theta)
+        XCTAssertEqual(r.keyBiasImportance.count, 2 * Self.width)
+        XCTAssertTrue(r.keyBiasImportance.allSatisfy { $0 >= 0 && $0.isFinite })
         func find(_ h: Int32, _ i: Int32, _ j: Int32) -> Int? {
             (0..<r.count).first { r.head[$0] == h && r.queryFeature[$0] == i && r.keyFeature[$0] == j }
         }

@@ -181,7 +181,7 @@ final class HarvestCLITests: XCTestCase {
         try text.write(to: config, atomically: true, encoding: .utf8)
         let out = dir.appendingPathComponent("h.safetensors")
         try CLI.assertFails(["harvest", "--model", model.path, "--layer", "0", "--text", "hi", "--out", out.path],
-                            mentioning: "unknown model_type 'mamba' (supported: gpt2, bert)")
+                            mentioning: "unknown model_type 'mamba' (supported: gpt2, bert, llama)")
         try assertNoOutput(out)
     }
 

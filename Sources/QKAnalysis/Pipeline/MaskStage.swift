@@ -67,6 +67,8 @@ public enum MaskStage {
         try store.putPairMap(run: run, coo)
         if let theta = r.ropeTheta { try store.putTensor(run: run, name: "rope.theta", shape: [1], values: [theta]) }
         try store.putTensor(run: run, name: "pairmap.key_bias", shape: [nHead, r.keyFeatures.width], values: r.keyBiasScore)
+        try store.putTensor(run: run, name: Store.keyBiasImportanceTensor, shape: [nHead, r.keyFeatures.width],
+                            values: r.keyBiasImportance)
     }
 
     static func write(_ r: PairMapResult, run: Int64, heldOut: SequenceSet, model: any TransformerModel,

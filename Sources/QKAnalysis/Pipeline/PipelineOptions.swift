@@ -41,7 +41,10 @@ public struct PipelineOptions: Codable, Sendable, Equatable {
         catch { throw PipelineError("run config is not a qkdb pipeline configuration (\(error))") }
     }
 
-    func validate() throws {
+    /// Checks everything that can be checked before any work starts (including the step-1 training
+    /// options), so a command can refuse bad input before it creates a store file.
+    public func validate() throws {
+        try training.validate()
         guard (corpus == nil) != (tokens == nil) else { throw PipelineError("give exactly one of --corpus or --tokens") }
         guard context >= 2 else { throw PipelineError("--context must be at least 2, got \(context)") }
         guard heldOutFraction > 0, heldOutFraction < 1 else { throw PipelineError("held-out fraction must lie in (0, 1)") }

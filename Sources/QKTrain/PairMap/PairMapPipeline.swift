@@ -70,6 +70,9 @@ public enum PairMap {
         var bias = [Float](repeating: 0, count: h * key.dHidden)
         for j in 0..<key.dHidden { for head in 0..<h { bias[head * key.dHidden + j] = objective.weights.keyBias[j * h + head] } }
         result.keyBiasScore = bias
+        result.keyBiasImportance = (0..<(h * key.dHidden)).map { e in
+            Float(Double(abs(bias[e])) * cofiring.keyAbsMass[e % key.dHidden] / allowed)
+        }
         return result
     }
 }

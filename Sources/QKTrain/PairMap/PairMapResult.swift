@@ -45,6 +45,11 @@ public struct PairMapResult: Sendable {
     /// B[h, j] = <b_decQ[h], W_decK[j, g(h)]>/sqrt(d_head) as `[head, key feature]`: the score the
     /// query bias gives each key feature, which the pair map does not contain.
     public var keyBiasScore: [Float]
+    /// Mean over allowed (p, s) of |B[h, j]·aK_j(s)| as `[head, key feature]`: the attention
+    /// importance the key-bias term carries, on the pairs' scale. A dense query direction (one
+    /// every token carries) is absorbed into the query transcoder's b_dec, so an attention sink
+    /// it drives lives here rather than in any pair.
+    public var keyBiasImportance: [Float] = []
     public var metrics: PairMapMetrics
     /// RoPE runs only (empty otherwise): per pair, the offset p − s in 0..<context where |M(Δ)·m|
     /// is largest, and M·m there (`value` holds the same number on RoPE runs).
@@ -58,12 +63,16 @@ public struct PairMapResult: Sendable {
     public var count: Int { head.count }
 
     /// Key features of head `h` ranked by the attention importance their surviving pairs carry
-    /// (Σ importance over the pairs), strongest first. An attention sink is a key feature near
-    /// the top of this ranking whose `bosFraction` is near 1; ranking by bos_fraction alone would
-    /// promote rare BOS features that carry no attention.
+    /// (Σ importance over the pairs, plus the key-bias term's), strongest first. An attention sink
+    /// is a key feature near the top of this ranking whose `bosFraction` is near 1; ranking by
+    /// bos_fraction alone would promote rare BOS features that carry no attention.
     public func keyFeaturesByImportance(head h: Int) -> [(feature: Int, importance: Double)] {
         var total = [Int: Double]()
         for e in 0..<count where Int(head[e]) == h { total[Int(keyFeature[e]), default: 0] += Double(importance[e]) }
+        let width = keyFeatures.width
+        if keyBiasImportance.count >= (h + 1) * width {
+            for j in 0..<width where keyBiasImportance[h * width + j] > 0 { total[j, default: 0] += Double(keyBiasImportance[h * width + j]) }
+        }
         return total.map { (feature: $0.key, importance: $0.value) }.sorted { ($0.importance, -$0.feature) > ($1.importance, -$1.feature) }
     }
 

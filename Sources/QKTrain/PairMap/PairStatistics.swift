@@ -9,21 +9,33 @@
 /// importance = |W|·absMass/allowed, mean_contribution = W·mass/cofire,
 /// cooccurrence = cofire/allowed. On causal models the sum over s ≤ p is a running prefix sum of
 /// the key codes, so each query activation costs one pass over the sequence's key features.
+///
+/// The key-bias term B[h, j]·aK_j(s) gets the same treatment with the query side replaced by a
+/// constant 1: keyAbsMass[j] = Σ over allowed (p, s) of |aK_j(s)|, so its importance
+/// |B|·keyAbsMass/allowed is on the pairs' scale.
 struct PairCofiring {
     var absMass: [Double]
     var mass: [Double]
     var cofire: [Double]
+    /// Per key feature: Σ over allowed (p, s) of |aK_j(s)| (a key at s is visible from t - s
+    /// queries on causal models, from all t otherwise).
+    var keyAbsMass: [Double]
     /// Allowed (p, s) pairs in the sample.
     var allowed: Double
 
     init(index: CooccurrenceIndex, sequences: [PairMapSequence], causal: Bool) {
         let n = index.pairCount
         absMass = [Double](repeating: 0, count: n); mass = absMass; cofire = absMass
+        keyAbsMass = [Double](repeating: 0, count: index.keyWidth)
         allowed = 0
         var keyLocal = [Int32](repeating: -1, count: index.keyWidth)
         for seq in sequences {
             let t = seq.length
             allowed += causal ? Double(t * (t + 1) / 2) : Double(t * t)
+            for s in 0..<t {
+                let seenBy = Double(causal ? t - s : t)
+                for e in seq.key.rowStart[s]..<seq.key.rowStart[s + 1] { keyAbsMass[Int(seq.key.indices[e])] += abs(Double(seq.key.values[e])) * seenBy }
+            }
             var usedKey = [Int32]()
             for f in seq.key.indices where keyLocal[Int(f)] < 0 { keyLocal[Int(f)] = Int32(usedKey.count); usedKey.append(f) }
             let uk = usedKey.count

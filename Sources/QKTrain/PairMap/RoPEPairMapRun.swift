@@ -115,8 +115,46 @@ extension PairMap {
             }
         }
         result.keyBiasScore = bias
+        result.keyBiasImportance = ropeKeyBiasImportance(decoders: dec, keyWidth: key.dHidden, heldOut: heldOut,
+                                                             context: context, allowed: allowed)
         return result
     }
+}
+
+/// The key-bias term's importance per `[head, key feature]`, offset-exact: the mean over allowed
+/// (p, s) of |B_hj(p − s)·aK_j(s)|, where B_hj(Δ) = <R_p b_Q^h, R_s v_j>/sqrt(d_head). Per key
+/// activation at s the sum over p ≥ s is a prefix sum of |B_hj| over offsets 0..<(t − s).
+func ropeKeyBiasImportance(decoders dec: RoPEDecoders, keyWidth: Int, heldOut: [PairMapSequence],
+                           context: Int, allowed: Double) -> [Float] {
+    let h = dec.nHead, dh = dec.dHead, kOut = dec.nKVHead * dh
+    var prefix = [Int: [Double]]()   // key feature → [head, context + 1]
+    var total = [Double](repeating: 0, count: h * keyWidth)
+    dec.queryBias.withUnsafeBufferPointer { bq in
+        dec.v.withUnsafeBufferPointer { v in
+            for seq in heldOut {
+                let t = seq.length
+                for s in 0..<t {
+                    for e in seq.key.rowStart[s]..<seq.key.rowStart[s + 1] {
+                        let j = Int(seq.key.indices[e]), a = Double(abs(seq.key.values[e]))
+                        if prefix[j] == nil {
+                            var table = [Double](repeating: 0, count: h * (context + 1))
+                            for head in 0..<h {
+                                let profile = RoPEPairProfile(query: bq.baseAddress! + head * dh,
+                                                              key: v.baseAddress! + j * kOut + dec.kvOf[head] * dh, rope: dec.rope)
+                                for d in 0..<context {
+                                    table[head * (context + 1) + d + 1] = table[head * (context + 1) + d] + Double(abs(profile.value(offset: d)))
+                                }
+                            }
+                            prefix[j] = table
+                        }
+                        guard let table = prefix[j] else { continue }
+                        for head in 0..<h { total[head * keyWidth + j] += a * table[head * (context + 1) + (t - s)] }
+                    }
+                }
+            }
+        }
+    }
+    return total.map { Float($0 / max(allowed, 1)) }
 }
 
 /// Per surviving pair and offset Δ = p − s, co-firing sums over a sample (the RoPE counterpart

@@ -67,6 +67,7 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
             if case .topK(let k) = a, k <= 0 || k > dHidden { throw bad("TopK k must be in 1...\(dHidden), got \(k)") }
         }
         guard threads > 0 else { throw bad("threads must be positive") }
+        guard deadWindowTokens > 0, resampleEveryTokens >= 0 else { throw bad("--dead-window must be positive, got \(deadWindowTokens)") }
     }
 
     /// Learning rate at optimiser step `step` (1-based) of `totalSteps`.

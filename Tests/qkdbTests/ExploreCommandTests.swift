@@ -1,0 +1,248 @@
+import XCTest
+import Foundation
+
+/// `explain`, `feature`, `report` and `export --what dashboard` on a run of the planted GPT-2
+/// (layer 1 attends from planted query tokens to planted key tokens), trained once for the class.
+final class ExploreCommandTests: XCTestCase {
+    nonisolated(unsafe) static var shared: (dir: URL, store: String)?
+
+    /// Printable planted tokens (byte-level ids = byte values, see planted.json): pair 0 lives on
+    /// head 0 with query bytes "|g" and key bytes "nlCj"; the rest of the text is neutral.
+    static let neutral = Array("zxwqkmoprstuhidfc ")
+    static let planted = Array("|gnlCj$0+avV(#BUXe[;Y<J4E&")
+
+    static func store() throws -> String {
+        if let s = shared { return s.store }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("qkdb-explore-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var rng = Seeded(state: 42)  // a fixed corpus: the run (seed 0) is then the same every time
+        var lines: [String] = []
+        for _ in 0..<400 {
+            let text = String((0..<40).map { _ in Bool.random(using: &rng) ? planted.randomElement(using: &rng)! : neutral.randomElement(using: &rng)! })
+            lines.append("{\"text\": \"\(text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"}")
+        }
+        let corpus = dir.appendingPathComponent("corpus.jsonl")
+        try lines.joined(separator: "\n").write(to: corpus, atomically: true, encoding: .utf8)
+        let store = dir.appendingPathComponent("planted.qkdb").path
+        let r = try CLI.run(["run", "--model", CLI.root.appendingPathComponent("Tests/Fixtures/train/planted_gpt2").path,
+                             "--corpus", corpus.path, "--layer", "1", "--context", "16", "--d-hidden", "32",
+                             "--train-tokens", "40000", "--mask-sequences", "256", "--eval-sequences", "8", "--store", store])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        shared = (dir, store)
+        return store
+    }
+
+    /// SplitMix64, so the corpus is the same on every run of the test.
+    struct Seeded: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    override class func tearDown() {
+        if let s = shared { try? FileManager.default.removeItem(at: s.dir) }
+        super.tearDown()
+    }
+
+    func testExplainAttributesThePlantedPair() throws {
+        let store = try Self.store()
+        let r = try CLI.run(["explain", "--store", store, "--run", "1", "--text", "zzn zz zzg", "--head", "0",
+                             "--dest", "g", "--src", "n", "--format", "json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+        let trueScore = try XCTUnwrap(j["true_score"] as? Double)
+        let parts = ["pair_sum", "query_bias", "key_bias", "error"].compactMap { j[$0] as? Double }
+        XCTAssertEqual(parts.count, 4)
+        XCTAssertEqual(parts.reduce(0, +), trueScore, accuracy: 1e-3 * max(1, abs(trueScore)))
+        // The planted pair dominates what the transcoders explain: the pair terms carry most of the
+        // reconstructed score (not the bias terms), concentrated in a handful of pairs of the
+        // features on "g" and "n" (the dictionaries may split each planted direction over 2–3 features).
+        XCTAssertGreaterThan(trueScore, 1)
+        let reconstructed = try XCTUnwrap(j["reconstructed_score"] as? Double)
+        let pairSum = try XCTUnwrap(j["pair_sum"] as? Double)
+        XCTAssertGreaterThan(reconstructed, 0.25 * trueScore, r.stdout)
+        XCTAssertGreaterThan(pairSum, 0.75 * reconstructed, r.stdout)
+        let pos = try XCTUnwrap(j["positive_pairs"] as? [[String: Any]])
+        let top = pos.prefix(6).compactMap { $0["contribution"] as? Double }.reduce(0, +)
+        XCTAssertGreaterThan(top, 0.8 * pairSum, r.stdout)
+        // Per-feature sums add up to the same pair total on each side.
+        for side in ["by_query_feature", "by_key_feature"] {
+            let m = try XCTUnwrap(j[side] as? [[String: Any]])
+            XCTAssertFalse(m.isEmpty)
+            XCTAssertGreaterThan(try XCTUnwrap(m.first?["contribution"] as? Double), 0.3 * pairSum, side)
+        }
+        // The attention row: the planted key gets most of the true attention from "g".
+        let row = try XCTUnwrap(j["true_pattern"] as? [Double])
+        let tokens = try XCTUnwrap(j["tokens"] as? [String])
+        let n = try XCTUnwrap(tokens.firstIndex(of: "n"))
+        XCTAssertEqual(row.indices.max { row[$0] < row[$1] }, n)
+        let recon = try XCTUnwrap(j["reconstructed_pattern"] as? [Double])
+        XCTAssertEqual(recon.indices.max { recon[$0] < recon[$1] }, n)
+
+        // Table form, positions by index, all sources summarised.
+        let t = try CLI.run(["explain", "--store", store, "--run", "1", "--text", "zzn zz zzg", "--head", "0", "--dest", "10"])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        for s in ["attention-weighted", "query-bias term", "error (true − reconstructed)", "attention row from 10:g", "positive pairs", "pair terms summed per feature"] {
+            XCTAssertTrue(t.stdout.contains(s), "missing \(s) in\n\(t.stdout)")
+        }
+    }
+
+    func testExplainRejectsBadPositionsInOneLine() throws {
+        let store = try Self.store()
+        try CLI.assertFails(["explain", "--store", store, "--run", "1", "--text", "zzn zzg", "--head", "0", "--dest", "q"], mentioning: "--dest \"q\" is not a token")
+        try CLI.assertFails(["explain", "--store", store, "--run", "1", "--text", "zzn zzg", "--head", "0", "--dest", "2", "--src", "5"], mentioning: "--src 5 is after --dest 2")
+        try CLI.assertFails(["explain", "--store", store, "--run", "1", "--text", "zzn", "--head", "7", "--dest", "1"], mentioning: "head 7")
+        try CLI.assertFails(["explain", "--store", store, "--run", "9", "--text", "zzn", "--head", "0", "--dest", "1"], mentioning: "9")
+    }
+
+    func testFeatureShowsExamplesHistogramAndPartners() throws {
+        let store = try Self.store()
+        // The query feature of the planted pair (the top pair of an explanation).
+        let e = try CLI.run(["explain", "--store", store, "--run", "1", "--text", "zzn zz zzg", "--head", "0", "--dest", "g", "--src", "n", "--format", "json"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
+        let q = String(try XCTUnwrap((j["positive_pairs"] as? [[String: Any]])?.first?["query_feature"] as? Int))
+        let r = try CLI.run(["feature", "--store", store, "--run", "1", "--side", "query", "--index", q])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("max-activating examples"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("«"), "firing token not marked:\n\(r.stdout)")
+        XCTAssertTrue(r.stdout.contains("activation histogram over"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("█"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("strongest partners on each head"), r.stdout)
+    }
+
+    func testDashboardExport() throws {
+        let store = try Self.store()
+        let out = CLI.temporaryDirectory(self).appendingPathComponent("dash")
+        let r = try CLI.run(["export", "--store", store, "--run", "1", "--what", "dashboard", "--out", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let index = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("index.json"))) as? [String: Any])
+        let entries = try XCTUnwrap(index["features"] as? [[String: Any]])
+        XCTAssertEqual(entries.count, 64)
+        var withExamples = 0
+        for e in entries {
+            let f = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent(e["path"] as! String))) as? [String: Any])
+            XCTAssertNotNil(f["frac_nonzero"] as? Double)
+            let heights = try XCTUnwrap(f["freq_hist_data_bar_heights"] as? [Int])
+            XCTAssertEqual(heights.count, (f["freq_hist_data_bar_values"] as? [Double])?.count)
+            let acts = try XCTUnwrap(f["activations"] as? [[String: Any]])
+            for a in acts {
+                let tokens = try XCTUnwrap(a["tokens"] as? [String]), values = try XCTUnwrap(a["values"] as? [Double])
+                XCTAssertEqual(tokens.count, values.count)
+                let k = try XCTUnwrap(a["qualifying_token_index"] as? Int)
+                XCTAssertEqual(values[k], try XCTUnwrap(a["max_value"] as? Double), accuracy: 1e-3)
+            }
+            if !acts.isEmpty { withExamples += 1 }
+        }
+        XCTAssertGreaterThan(withExamples, 0)
+        // A second export to the same directory refuses instead of mixing files.
+        try CLI.assertFails(["export", "--store", store, "--run", "1", "--what", "dashboard", "--out", out.path], mentioning: "already exists")
+    }
+
+    /// Renders the report in headless Chromium and checks the DOM against the store.
+    func testReportRendersInChromium() throws {
+        let store = try Self.store()
+        let tmp = CLI.temporaryDirectory(self)
+        let out = tmp.appendingPathComponent("report")
+        let r = try CLI.run(["report", "--store", store, "--run", "1", "--out", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+
+        // A directory holding something else is never replaced; an earlier report is.
+        let other = tmp.appendingPathComponent("other")
+        try FileManager.default.createDirectory(at: other, withIntermediateDirectories: true)
+        try Data("keep".utf8).write(to: other.appendingPathComponent("notes.txt"))
+        try CLI.assertFails(["report", "--store", store, "--run", "1", "--out", other.path], mentioning: "refusing to replace")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: other.appendingPathComponent("notes.txt").path))
+
+        // Every local link of every page resolves to a file.
+        let fm = FileManager.default
+        var pages = ["index.html", "heatmaps.html", "heads.html", "sinks.html", "features.html"]
+        pages += try fm.contentsOfDirectory(atPath: out.appendingPathComponent("features").path).map { "features/" + $0 }
+        XCTAssertGreaterThan(pages.count, 10)
+        let href = try NSRegularExpression(pattern: "href=\"([^\"#]+)\"")
+        var links = 0
+        for p in pages {
+            let html = try String(contentsOf: out.appendingPathComponent(p), encoding: .utf8)
+            let base = out.appendingPathComponent(p).deletingLastPathComponent()
+            for m in href.matches(in: html, range: NSRange(html.startIndex..., in: html)) {
+                let target = String(html[Range(m.range(at: 1), in: html)!])
+                XCTAssertFalse(target.hasPrefix("http"), "\(p) links outside: \(target)")
+                XCTAssertTrue(fm.fileExists(atPath: base.appendingPathComponent(target).standardized.path), "\(p): broken link \(target)")
+                links += 1
+            }
+            XCTAssertFalse(html.contains("src=\"http"), "\(p) loads from the network")
+        }
+        XCTAssertGreaterThan(links, 50)
+
+        guard let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first(where: fm.isExecutableFile(atPath:)) else {
+            throw XCTSkip("chromium is not installed (tools/test.sh installs it)")
+        }
+        func dom(_ page: String) throws -> String {
+            let res = try Self.exec(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", out.appendingPathComponent(page).absoluteString])
+            guard res.status == 0, res.stdout.contains("</html>") else { throw XCTSkip("chromium cannot run here: \(res.stderr.prefix(200))") }
+            return res.stdout
+        }
+        // Summary: every metric of the store appears with its value.
+        let index = try dom("index.html")
+        let runs = try CLI.run(["runs", "--store", store, "--format", "json"])
+        let runList = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(runs.stdout.utf8)) as? [[String: Any]])
+        let metrics = try XCTUnwrap(runList.first?["metrics"])
+        let flat = try Self.flatten(String(decoding: try JSONSerialization.data(withJSONObject: metrics), as: UTF8.self))
+        XCTAssertGreaterThan(flat.count, 10)
+        for (key, value) in flat {
+            let cell = try NSRegularExpression(pattern: "data-metric=\"\(NSRegularExpression.escapedPattern(for: key))\"><th>[^<]*</th><td class=\"num\">([^<]*)</td>")
+            guard let m = cell.firstMatch(in: index, range: NSRange(index.startIndex..., in: index)) else { XCTFail("metric \(key) missing"); continue }
+            let shown = String(index[Range(m.range(at: 1), in: index)!])
+            if let v = value as? Double { XCTAssertEqual(Double(shown) ?? .nan, v, accuracy: 1e-9 * max(1, abs(v)), key) } else { XCTAssertEqual(shown, "\(value)", key) }
+        }
+        // Heatmaps: n_head panels per prompt, three heatmaps each.
+        let heat = try dom("heatmaps.html")
+        let firstPrompt = heat.components(separatedBy: "<section class=\"prompt\"")[1]
+        XCTAssertEqual(firstPrompt.components(separatedBy: "class=\"panel\"").count - 1, 2)
+        XCTAssertEqual(firstPrompt.components(separatedBy: "<svg class=\"heatmap\"").count - 1, 6)
+        // The search box's script ran and the feature list is there.
+        let features = try dom("features.html")
+        XCTAssertTrue(features.contains("id=\"search\""))
+        XCTAssertTrue(features.contains("const LIVE"))
+
+        // A screenshot for humans.
+        let shot = tmp.appendingPathComponent("report.png")
+        _ = try Self.exec(chromium, ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1280,1000",
+                                     "--screenshot=\(shot.path)", out.appendingPathComponent("heatmaps.html").absoluteString])
+        XCTAssertTrue(fm.fileExists(atPath: shot.path), "no screenshot written")
+    }
+
+    static func flatten(_ json: String) throws -> [(String, Any)] {
+        var out: [(String, Any)] = []
+        func walk(_ v: Any, _ path: String) {
+            if let d = v as? [String: Any] { for k in d.keys.sorted() { walk(d[k]!, path.isEmpty ? k : path + "." + k) } }
+            else if let a = v as? [Any] { for (n, x) in a.enumerated() { walk(x, "\(path)[\(n)]") } }
+            else if let n = v as? NSNumber { out.append((path, n.doubleValue)) }
+            else if let s = v as? String { out.append((path, s)) }
+        }
+        walk(try JSONSerialization.jsonObject(with: Data(json.utf8)), "")
+        return out
+    }
+
+    static func exec(_ path: String, _ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        // stderr is drained on a background thread so neither pipe can fill and block the child.
+        final class Box: @unchecked Sendable { var data = Data() }
+        let e = Box()
+        let group = DispatchGroup()
+        group.enter(); DispatchQueue.global().async { e.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait(); p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e.data, as: UTF8.self))
+    }
+}
