@@ -11,10 +11,9 @@ final class RoPEPairsPipelineTests: XCTestCase {
     static func tokens(in dir: URL, sequences n: Int, context: Int) throws -> String {
         var state: UInt64 = 11
         var ids = [Int32]()
-        for r in 0..<n {
+        for _ in 0..<n {
             ids.append(1)   // BOS
             for _ in 1..<context { state = state &* 6364136223846793005 &+ 1442695040888963407; ids.append(Int32(3 + (state >> 33) % 90)) }
-            _ = r
         }
         var header = "{'descr': '<i4', 'fortran_order': False, 'shape': (\(n), \(context)), }"
         while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
