@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QKStore
+import QKAnalysis
 
 /// Ranking columns as the command line names them.
 enum PairOrder: String, ExpressibleByArgument, CaseIterable {
@@ -13,7 +14,7 @@ enum PairOrder: String, ExpressibleByArgument, CaseIterable {
 struct PairsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pairs", abstract: "The query × key feature pairs of one feature, ranked.",
-        discussion: "Without --head, every head is listed, each ranked on its own and grouped by head. --ascending lists the smallest first (e.g. --order value --ascending shows the most inhibitory pairs).")
+        discussion: "Without --head, every head is listed, each ranked on its own and grouped by head. --ascending lists the smallest first (e.g. --order value --ascending shows the most inhibitory pairs). On RoPE runs a pair's weight depends on the offset p − s: each pair shows its peak_offset and value there (peak_value), and --offset D ranks by the exact weight at offset D instead (|value| by default, signed with --order value).")
 
     @OptionGroup var location: StoreLocation
     @Option(name: .customLong("run"), help: "Run id (see `qkdb runs`).") var runID: Int64
@@ -23,6 +24,7 @@ struct PairsCommand: ParsableCommand {
     @Option(help: "Pairs per head; 0 = all.") var top: Int = 20
     @Option(help: "importance, value or mean_contribution (default: importance when the run has it, else value).") var order: PairOrder?
     @Flag(help: "Smallest first.") var ascending = false
+    @Option(help: "RoPE runs: rank by each pair's weight at this query − key offset (recomputed from the stored decoders).") var offset: Int?
     @Option(help: "table, csv or json.") var format: StoreOutputFormat = .table
 
     func run() throws {
@@ -33,8 +35,37 @@ struct PairsCommand: ParsableCommand {
         let info = try store.run(runID)
         let side: FeatureSide = queryFeature != nil ? .query : .key
         let column = order?.column ?? ((info.pairMap?.columns.contains(.importance) ?? true) ? .importance : .value)
-        let rows = try store.pairs(run: runID, PairQuery(side: side, feature: queryFeature ?? keyFeature ?? 0, head: head, top: top,
+        let feature = queryFeature ?? keyFeature ?? 0
+        let extra = info.pairMap?.extraColumns ?? []
+        if let d = offset {
+            guard d >= 0 else { throw StoreError("--offset must be ≥ 0 (query position minus key position), got \(d)") }
+            guard try RoPEPairOffsets.isRoPE(store: store, run: runID) else {
+                throw StoreError("run \(runID) in \(location.store) is not a RoPE run: its pair weights do not depend on the offset")
+            }
+            guard order == nil || order == .value || order == .importance else {
+                throw StoreError("--offset ranks by the weight at that offset: use --order value (signed) or leave --order out (|weight|)")
+            }
+            let offsets = try RoPEPairOffsets(store: store, run: runID)
+            let all = try store.pairs(run: runID, PairQuery(side: side, feature: feature, head: head, top: 0, order: .value, ascending: false))
+            let ranked = try offsets.ranked(all, offset: d, top: top, signed: order == .value, ascending: ascending)
+            var table = pairTable(ranked.map(\.row), extraColumns: extra)
+            table.headers.append("value_at_offset")
+            for n in table.rows.indices { table.rows[n].append(.float(ranked[n].value)) }
+            printOut(Self.integerOffsets(table).render(format))
+            return
+        }
+        let rows = try store.pairs(run: runID, PairQuery(side: side, feature: feature, head: head, top: top,
                                                        order: column, ascending: ascending))
-        printOut(pairTable(rows, extraColumns: info.pairMap?.extraColumns ?? []).render(format))
+        printOut(Self.integerOffsets(pairTable(rows, extraColumns: extra)).render(format))
+    }
+
+    /// `peak_offset` is stored as a float column; it is a position difference, so print it as one.
+    static func integerOffsets(_ t: ResultTable) -> ResultTable {
+        guard let c = t.headers.firstIndex(of: "peak_offset") else { return t }
+        var out = t
+        for r in out.rows.indices {
+            if case .float(let v) = out.rows[r][c], v.isFinite, abs(v) < 1e9 { out.rows[r][c] = .int(Int(v)) }
+        }
+        return out
     }
 }

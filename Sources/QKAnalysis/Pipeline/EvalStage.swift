@@ -17,7 +17,12 @@ public enum EvalStage {
                 TranscoderPatterns.reconstruct(capture, query: query, key: key, config: cfg)
             },
         ]
-        if info.pairMap != nil {
+        if info.pairMap != nil, cfg.ropeTheta != nil {
+            let scorer = try loadRoPEScorer(run: run, store: store, query: query, key: key, config: cfg)
+            sources.append(PatchEvaluator.Source(name: "pruned_map") { _, capture in
+                try ropePrunedMapPatterns(capture, scorer: scorer, query: query, key: key)
+            })
+        } else if info.pairMap != nil {
             let scorer = try loadScorer(run: run, store: store, nHead: cfg.nHead, dQuery: query.dHidden, dKey: key.dHidden)
             sources.append(PatchEvaluator.Source(name: "pruned_map") { _, capture in
                 prunedMapPatterns(capture, scorer: scorer, query: query, key: key, causal: cfg.architecture.isCausal)
@@ -51,6 +56,32 @@ public enum EvalStage {
         let bias = try store.tensor(run: run, name: "pairmap.key_bias")
         return try PairMapScorer(nHead: nHead, dQuery: dQuery, dKey: dKey, head: head, queryFeature: qf, keyFeature: kf,
                                  value: value, keyBias: bias.values)
+    }
+
+    /// The stored pair map of a RoPE run as an offset-exact scorer (pairs and masks from the
+    /// store, decoders and θ from the run's model config).
+    public static func loadRoPEScorer(run: Int64, store: Store, query: Transcoder, key: Transcoder,
+                                      config: ModelConfig) throws -> RoPEPairScorer {
+        var head: [Int32] = [], qf: [Int32] = [], kf: [Int32] = [], mask: [Float] = []
+        try store.forEachPair(run: run) { row in
+            head.append(Int32(row.head)); qf.append(Int32(row.queryFeature)); kf.append(Int32(row.keyFeature))
+            mask.append(row.mask ?? 1)
+        }
+        return try RoPEPairScorer(query: query, key: key, config: config, head: head, queryFeature: qf, keyFeature: kf, mask: mask)
+    }
+
+    /// `[batch, n_head, t, t]` patterns from a RoPE run's pruned pair map.
+    public static func ropePrunedMapPatterns(_ capture: LayerCapture, scorer: RoPEPairScorer, query: Transcoder,
+                                             key: Transcoder) throws -> Tensor {
+        let b = capture.attnIn.shape[0], t = capture.attnIn.shape[1], d = capture.attnIn.shape[2]
+        var out = Tensor(zeros: [b, scorer.nHead, t, t])
+        let per = scorer.nHead * t * t
+        for s in 0..<b {
+            let x = Tensor(shape: [t, d], data: Array(capture.attnIn.data[(s * t * d)..<((s + 1) * t * d)]))
+            let p = try scorer.pattern(query: query.encode(x), key: key.encode(x))
+            out.data.replaceSubrange((s * per)..<((s + 1) * per), with: p.data)
+        }
+        return out
     }
 
     /// `[batch, n_head, t, t]` patterns from the pruned pair map, per sequence of the capture.

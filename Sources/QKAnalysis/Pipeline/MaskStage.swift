@@ -55,16 +55,27 @@ public enum MaskStage {
          try RunTensors.transcoder(side: "key", activation: o.training.keyActivation, run: run, in: store))
     }
 
-    static func write(_ r: PairMapResult, run: Int64, heldOut: SequenceSet, model: any TransformerModel,
-                      store: Store, maskSeconds: Double) throws {
+    /// The pair map with its columns (plus `peak_offset`/`peak_value` on RoPE runs), the key-bias
+    /// term and, on RoPE runs, θ (tensor `rope.theta`).
+    public static func writePairMap(_ r: PairMapResult, run: Int64, nHead: Int, store: Store) throws {
+        // RoPE runs add each pair's peak offset and its value there; θ is kept with the run so
+        // `qkdb pairs --offset` and evaluation can rebuild M(Δ) from the stored decoders.
+        let extra: [(name: String, values: [Float])] = r.peakOffset.isEmpty ? [] :
+            [("peak_offset", r.peakOffset.map { Float($0) }), ("peak_value", r.peakValue)]
         let coo = PairCOO(head: r.head, queryFeature: r.queryFeature, keyFeature: r.keyFeature, columns: [
             .value: r.value, .mask: r.mask, .importance: r.importance,
             .meanContribution: r.meanContribution, .cooccurrence: r.cooccurrence,
-        ])
+        ], extra: extra)
         try store.putPairMap(run: run, coo)
-        try store.putTensor(run: run, name: "pairmap.key_bias", shape: [model.config.nHead, r.keyFeatures.width], values: r.keyBiasScore)
-        try store.putTensor(run: run, name: Store.keyBiasImportanceTensor, shape: [model.config.nHead, r.keyFeatures.width],
+        if let theta = r.ropeTheta { try store.putTensor(run: run, name: "rope.theta", shape: [1], values: [theta]) }
+        try store.putTensor(run: run, name: "pairmap.key_bias", shape: [nHead, r.keyFeatures.width], values: r.keyBiasScore)
+        try store.putTensor(run: run, name: Store.keyBiasImportanceTensor, shape: [nHead, r.keyFeatures.width],
                             values: r.keyBiasImportance)
+    }
+
+    static func write(_ r: PairMapResult, run: Int64, heldOut: SequenceSet, model: any TransformerModel,
+                      store: Store, maskSeconds: Double) throws {
+        try writePairMap(r, run: run, nHead: model.config.nHead, store: store)
 
         var features: [FeatureStats] = []
         var examples: [FeatureExample] = []

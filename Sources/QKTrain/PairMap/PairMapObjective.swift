@@ -48,9 +48,10 @@ public final class PairMapObjective {
     public init(query: Transcoder, key: Transcoder, config: ModelConfig, training: [PairMapSequence],
                 threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
         guard !training.isEmpty else { throw PairMapError("pair map: no training sequences") }
-        // On RoPE models M depends on the offset p − s; this objective assumes one M per entry.
+        // On RoPE models M depends on the offset p − s; this objective assumes one M per entry
+        // (`RoPEPairMapObjective` is the offset-exact one, and `PairMap.run` picks it).
         if let theta = config.ropeTheta {
-            throw PairMapError("pair map: \(config.architecture.rawValue) uses RoPE (rope_theta \(theta)); offset-dependent pair maps are not built yet")
+            throw PairMapError("pair map: \(config.architecture.rawValue) uses RoPE (rope_theta \(theta)); use RoPEPairMapObjective")
         }
         for (n, s) in training.enumerated() {
             try s.validate(index: n, queryWidth: query.dHidden, keyWidth: key.dHidden, nHead: config.nHead)

@@ -15,6 +15,10 @@ public enum PairMap {
                            options: MaskTrainingOptions = MaskTrainingOptions(),
                            progress: ((MaskTrainingProgress) -> Void)? = nil) throws -> PairMapResult {
         guard !heldOut.isEmpty else { throw PairMapError("mask: the held-out sample is empty") }
+        if config.ropeTheta != nil {
+            return try runRoPE(query: query, key: key, config: config, training: training, heldOut: heldOut,
+                               options: options, progress: progress)
+        }
         let objective = try PairMapObjective(query: query, key: key, config: config, training: training, threads: options.threads)
         let trainer = try MaskTrainer(objective: objective, options: options)
         let started = Date(), startedCPU = processCPUSeconds()

@@ -51,6 +51,12 @@ public struct PairMapResult: Sendable {
     /// it drives lives here rather than in any pair.
     public var keyBiasImportance: [Float] = []
     public var metrics: PairMapMetrics
+    /// RoPE runs only (empty otherwise): per pair, the offset p − s in 0..<context where |M(Δ)·m|
+    /// is largest, and M·m there (`value` holds the same number on RoPE runs).
+    public var peakOffset: [Int32] = []
+    public var peakValue: [Float] = []
+    /// RoPE runs only: the θ the offset profiles were computed with.
+    public var ropeTheta: Float? = nil
     public var queryFeatures: FeatureStatistics
     public var keyFeatures: FeatureStatistics
 
