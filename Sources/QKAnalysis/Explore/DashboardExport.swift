@@ -1,3 +1,4 @@
+import QKTensor
 import Foundation
 import QKStore
 
@@ -79,18 +80,5 @@ public enum DashboardExport {
 
     static func num(_ v: Float) -> String { v.isFinite ? "\(v)" : "null" }
     static func floats(_ v: [Float]) -> String { "[" + v.map(num).joined(separator: ", ") + "]" }
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default: if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
+    static func jsonString(_ s: String) -> String { QKTensor.jsonString(s) }
 }
