@@ -37,12 +37,8 @@ public enum PairMap {
         let cofiring = PairCofiring(index: index, sequences: heldOut, causal: objective.causal)
         var result = PairMapResult(head: [], queryFeature: [], keyFeature: [], value: [], mask: [], importance: [],
                                    meanContribution: [], cooccurrence: [], keyBiasScore: [], metrics: PairMapMetrics(
-                                    entriesConsidered: objective.entryCount,
-                                    entriesBeforePruning: trained.reduce(0) { $0 + ($1 > 0 ? 1 : 0) },
-                                    entriesAfterPruning: 0, liveQueryFeatures: index.liveQuery, liveKeyFeatures: index.liveKey,
-                                    maskedFractionLive: 0, maskedFractionWhole: 0,
-                                    klUnmasked: klUnmasked, klTrained: klTrained, klPruned: klPruned,
-                                    penalty: options.penalty, threshold: options.threshold, epochs: options.epochs,
+                                    entriesConsidered: objective.entryCount, trained: trained, index: index,
+                                    kl: (klUnmasked, klTrained, klPruned), options: options,
                                     secondsPerEpoch: seconds, cpuSecondsPerEpoch: cpuSeconds),
                                    queryFeatures: FeatureStatistics(codes: heldOut.map(\.query), width: query.dHidden),
                                    keyFeatures: FeatureStatistics(codes: heldOut.map(\.key), width: key.dHidden))
@@ -62,11 +58,7 @@ public enum PairMap {
                 result.cooccurrence.append(Float(cofiring.cofire[pair] / allowed))
             }
         }
-        let kept = result.count
-        result.metrics.entriesAfterPruning = kept
-        let liveMap = Double(index.liveQuery * index.liveKey * h)
-        result.metrics.maskedFractionLive = liveMap == 0 ? 1 : 1 - Double(kept) / liveMap
-        result.metrics.maskedFractionWhole = 1 - Double(kept) / Double(query.dHidden * key.dHidden * h)
+        result.metrics.recordPruning(kept: result.count, nHead: h, dQuery: query.dHidden, dKey: key.dHidden)
         var bias = [Float](repeating: 0, count: h * key.dHidden)
         for j in 0..<key.dHidden { for head in 0..<h { bias[head * key.dHidden + j] = objective.weights.keyBias[j * h + head] } }
         result.keyBiasScore = bias

@@ -81,3 +81,27 @@ public struct PairMapResult: Sendable {
         (0..<count).filter { Int(head[$0]) == h && Int(queryFeature[$0]) == i }.sorted { importance[$0] > importance[$1] }
     }
 }
+
+extension PairMapMetrics {
+    /// The figures known once the mask is trained (both objectives, RoPE or not, report these);
+    /// the pruned counts are filled by `recordPruning`.
+    init(entriesConsidered: Int, trained: [Float], index: CooccurrenceIndex,
+         kl: (unmasked: Double, trained: Double, pruned: Double), options: MaskTrainingOptions,
+         secondsPerEpoch: Double, cpuSecondsPerEpoch: Double) {
+        self.init(entriesConsidered: entriesConsidered, entriesBeforePruning: trained.reduce(0) { $0 + ($1 > 0 ? 1 : 0) },
+                  entriesAfterPruning: 0, liveQueryFeatures: index.liveQuery, liveKeyFeatures: index.liveKey,
+                  maskedFractionLive: 0, maskedFractionWhole: 0,
+                  klUnmasked: kl.unmasked, klTrained: kl.trained, klPruned: kl.pruned,
+                  penalty: options.penalty, threshold: options.threshold, epochs: options.epochs,
+                  secondsPerEpoch: secondsPerEpoch, cpuSecondsPerEpoch: cpuSecondsPerEpoch)
+    }
+
+    /// Records how many entries survived pruning and the masked shares of the live-feature map
+    /// (live Q × live K × heads) and of the whole d_Q × d_K × heads map.
+    mutating func recordPruning(kept: Int, nHead h: Int, dQuery: Int, dKey: Int) {
+        entriesAfterPruning = kept
+        let liveMap = Double(liveQueryFeatures * liveKeyFeatures * h)
+        maskedFractionLive = liveMap == 0 ? 1 : 1 - Double(kept) / liveMap
+        maskedFractionWhole = 1 - Double(kept) / Double(dQuery * dKey * h)
+    }
+}

@@ -86,23 +86,15 @@ extension PairMap {
                                    mask: order.map { pruned[index.entry(pair: $0.pair, head: $0.head, heads: h)] },
                                    importance: importance, meanContribution: meanContribution, cooccurrence: cooccurrence,
                                    keyBiasScore: [], metrics: PairMapMetrics(
-                                    entriesConsidered: objective.entryCount,
-                                    entriesBeforePruning: trained.reduce(0) { $0 + ($1 > 0 ? 1 : 0) },
-                                    entriesAfterPruning: 0, liveQueryFeatures: index.liveQuery, liveKeyFeatures: index.liveKey,
-                                    maskedFractionLive: 0, maskedFractionWhole: 0,
-                                    klUnmasked: klUnmasked, klTrained: klTrained, klPruned: klPruned,
-                                    penalty: options.penalty, threshold: options.threshold, epochs: options.epochs,
+                                    entriesConsidered: objective.entryCount, trained: trained, index: index,
+                                    kl: (klUnmasked, klTrained, klPruned), options: options,
                                     secondsPerEpoch: seconds, cpuSecondsPerEpoch: cpuSeconds),
                                    queryFeatures: FeatureStatistics(codes: heldOut.map(\.query), width: query.dHidden),
                                    keyFeatures: FeatureStatistics(codes: heldOut.map(\.key), width: key.dHidden))
         result.ropeTheta = config.ropeTheta
         result.peakOffset = peakOffset
         result.peakValue = peakValue
-        let kept = result.count
-        result.metrics.entriesAfterPruning = kept
-        let liveMap = Double(index.liveQuery * index.liveKey * h)
-        result.metrics.maskedFractionLive = liveMap == 0 ? 1 : 1 - Double(kept) / liveMap
-        result.metrics.maskedFractionWhole = 1 - Double(kept) / Double(query.dHidden * key.dHidden * h)
+        result.metrics.recordPruning(kept: result.count, nHead: h, dQuery: query.dHidden, dKey: key.dHidden)
         // B[h, j] at offset 0 (its value when query and key sit at the same position): the
         // offset-free summary the store's `pairmap.key_bias` tensor expects.
         let scale = 1 / Float(dh).squareRoot()
