@@ -94,10 +94,18 @@ struct MaskArguments: ParsableArguments {
     @Option(help: "Training sequences the mask is trained on.")
     var maskSequences: Int?
 
+    @Option(help: "Adam learning rate of the mask.")
+    var maskLr: Float?
+
+    @Option(help: "ε in the mask penalty Σ sqrt(m + ε): larger lets pruned entries come back.")
+    var maskEpsilon: Float?
+
     func apply(to o: inout PipelineOptions) {
         if let penalty { o.mask.penalty = penalty }
         if let threshold { o.mask.threshold = threshold }
         if let maskEpochs { o.mask.epochs = maskEpochs }
         if let maskSequences { o.maskSequences = maskSequences }
+        if let maskLr { o.mask.learningRate = maskLr }
+        if let maskEpsilon { o.mask.epsilon = maskEpsilon }
     }
 }

@@ -100,10 +100,14 @@ final class TranscoderTrainerTests: XCTestCase {
         var two = SparseActivations(width: 4)
         two.appendRow(dense: [0, 1, 0, 2]); two.appendRow(dense: [0, 0, 0, 0])
         var rng = TrainingRandom(seed: 1)
-        // Token 1 has all the error, so both dead features are aimed at it.
-        DeadFeatureResampler.resample(&p, features: [0, 2], codes: two, x: [0, 0, 0, 1, 2, 2], target: [0, 0, 3, 4],
-                                      tokenError: [0, 1], live: [false, true, false, true], rng: &rng)
-        XCTAssertEqual(Array(p.wDec[2..<4]), Array(before.wDec[2..<4]))
+        // Token 1 has all the error: feature 0 is aimed at it and claims it, so feature 2 finds
+        // nothing left to draw and stays as it was (dead) until the next round.
+        let restarted = DeadFeatureResampler.resample(&p, features: [0, 2], codes: two, x: [0, 0, 0, 1, 2, 2], target: [0, 0, 3, 4],
+                                                      tokenError: [0, 1], live: [false, true, false, true], rng: &rng)
+        XCTAssertEqual(restarted, [0])
+        XCTAssertEqual(Array(p.wDec[2..<6]), Array(before.wDec[2..<6]))
+        XCTAssertEqual(Array(p.encoderT[6..<9]), Array(before.encoderT[6..<9]))
+        XCTAssertEqual(p.bEnc[2], before.bEnc[2])
         // Decoder row: unit residual (target − b_dec) at token 1 (nothing fires there).
         let res = [3 - before.bDec[0], 4 - before.bDec[1]], rn = (res[0] * res[0] + res[1] * res[1]).squareRoot()
         XCTAssertEqual(p.wDec[0], res[0] / rn, accuracy: 1e-5); XCTAssertEqual(p.wDec[1], res[1] / rn, accuracy: 1e-5)
@@ -111,6 +115,16 @@ final class TranscoderTrainerTests: XCTestCase {
         XCTAssertEqual(p.encoderT[0] * 2, p.encoderT[1], accuracy: 1e-6); XCTAssertEqual(p.encoderT[1], p.encoderT[2], accuracy: 1e-6)
         let pre1 = p.encoderT[0] * 1 + p.encoderT[1] * 2 + p.encoderT[2] * 2
         XCTAssertEqual(p.bEnc[0], -pre1, accuracy: 1e-5)
+
+        // Two tokens with error, two dead features: each feature takes a different token, never both the same.
+        var q = Step1TestSupport.randomParameters(dIn: 3, hidden: 4, out: 2, seed: 2)
+        var empty = SparseActivations(width: 4)
+        empty.appendRow(dense: [0, 0, 0, 0]); empty.appendRow(dense: [0, 0, 0, 0])
+        let both = DeadFeatureResampler.resample(&q, features: [0, 2], codes: empty, x: [3, 0, 0, 0, 0, 3], target: [1, 0, 0, 1],
+                                                 tokenError: [1, 1], live: [false, true, false, true], rng: &rng)
+        XCTAssertEqual(both, [0, 2])
+        let aimedAtFirst = [0, 2].map { q.encoderT[$0 * 3] > 0 }
+        XCTAssertNotEqual(aimedAtFirst[0], aimedAtFirst[1])
     }
 
     func testHarvestFileRoundTripAndErrors() throws {

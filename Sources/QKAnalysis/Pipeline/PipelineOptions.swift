@@ -45,6 +45,7 @@ public struct PipelineOptions: Codable, Sendable, Equatable {
     /// options), so a command can refuse bad input before it creates a store file.
     public func validate() throws {
         try training.validate()
+        try mask.validate()
         guard (corpus == nil) != (tokens == nil) else { throw PipelineError("give exactly one of --corpus or --tokens") }
         guard context >= 2 else { throw PipelineError("--context must be at least 2, got \(context)") }
         guard heldOutFraction > 0, heldOutFraction < 1 else { throw PipelineError("held-out fraction must lie in (0, 1)") }

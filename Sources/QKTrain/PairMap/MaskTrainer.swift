@@ -21,7 +21,7 @@ public struct MaskTrainingOptions: Sendable, Codable, Equatable {
 
     public init() {}
 
-    func validate() throws {
+    public func validate() throws {
         guard penalty >= 0, penalty.isFinite else { throw PairMapError("mask: penalty \(penalty) must be finite and ≥ 0") }
         guard epsilon > 0 else { throw PairMapError("mask: epsilon \(epsilon) must be > 0") }
         guard threshold >= 0, threshold <= 1 else { throw PairMapError("mask: threshold \(threshold) must lie in [0, 1]") }

@@ -163,19 +163,19 @@ public final class TranscoderTrainer {
                 let deadQ = state.activityQuery.dead(at: state.tokensSeen), deadK = state.activityKey.dead(at: state.tokensSeen)
                 if !deadQ.isEmpty {
                     let live = state.activityQuery.lastFired.map { state.tokensSeen - $0 < o.deadWindowTokens }
-                    DeadFeatureResampler.resample(&state.query, features: deadQ, codes: r.codesQ, x: batch.x, target: batch.q,
-                                                  tokenError: r.tokenErrorQ, live: live, rng: &state.rng)
-                    state.adamQuery.reset(features: deadQ)
-                    for i in deadQ { state.activityQuery.lastFired[i] = state.tokensSeen }
-                    resampledQ += deadQ.count
+                    let restarted = DeadFeatureResampler.resample(&state.query, features: deadQ, codes: r.codesQ, x: batch.x,
+                                                                  target: batch.q, tokenError: r.tokenErrorQ, live: live, rng: &state.rng)
+                    state.adamQuery.reset(features: restarted)
+                    for i in restarted { state.activityQuery.lastFired[i] = state.tokensSeen }
+                    resampledQ += restarted.count
                 }
                 if !deadK.isEmpty {
                     let live = state.activityKey.lastFired.map { state.tokensSeen - $0 < o.deadWindowTokens }
-                    DeadFeatureResampler.resample(&state.key, features: deadK, codes: r.codesK, x: batch.x, target: batch.k,
-                                                  tokenError: r.tokenErrorK, live: live, rng: &state.rng)
-                    state.adamKey.reset(features: deadK)
-                    for i in deadK { state.activityKey.lastFired[i] = state.tokensSeen }
-                    resampledK += deadK.count
+                    let restarted = DeadFeatureResampler.resample(&state.key, features: deadK, codes: r.codesK, x: batch.x,
+                                                                  target: batch.k, tokenError: r.tokenErrorK, live: live, rng: &state.rng)
+                    state.adamKey.reset(features: restarted)
+                    for i in restarted { state.activityKey.lastFired[i] = state.tokensSeen }
+                    resampledK += restarted.count
                 }
             }
 
