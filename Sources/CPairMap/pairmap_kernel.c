@@ -9,12 +9,11 @@
 #include <math.h>
 #include <string.h>
 
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v4 __attribute__((vector_size(16)));
-typedef int32_t v8i __attribute__((vector_size(32)));
+#include "pairmap_vectors.h"
 
 #define KFN(name) portable_##name
 #include "pairmap_kernel_body.h"
+#include "pairmap_adam_body.h"
 #undef KFN
 
 #if defined(__x86_64__) && defined(__clang__)
@@ -22,6 +21,7 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #define KFN(name) avx2_##name
 #include "pairmap_kernel_body.h"
+#include "pairmap_adam_body.h"
 #undef KFN
 #pragma clang attribute pop
 
@@ -70,4 +70,11 @@ void qk_pairmap_exp(const float *x, float *out, int64_t count) {
     if (qk_pairmap_vector_level()) { avx2_exp_all(x, out, count); return; }
 #endif
     portable_exp_all(x, out, count);
+}
+
+double qk_pairmap_adam(const QKPairMapAdam *adam, int64_t lo, int64_t hi, int64_t *below) {
+#ifdef QK_HAVE_AVX2_BUILD
+    if (qk_pairmap_vector_level()) return avx2_adam(adam, lo, hi, below);
+#endif
+    return portable_adam(adam, lo, hi, below);
 }

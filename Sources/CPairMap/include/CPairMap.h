@@ -38,6 +38,27 @@ typedef struct {
     int32_t *row_start;         ///< rows + 1
 } QKPairMapSequence;
 
+/// One Adam step of the mask over entries [lo, hi), fused with everything else that touches
+/// every entry (see `MaskTrainer`): sums and clears the per-thread KL gradients dL/dW at the
+/// entry's store slot, applies the chain rule through W = M·m, adds the penalty gradient
+/// μ/(2·sqrt(m + ε)), updates and clamps m to [0, 1] and writes the new W = M·m back to the slot.
+typedef struct {
+    float *thread_grad;         ///< threads × store_size, cleared where read
+    int64_t threads;
+    int64_t store_size;
+    const int32_t *slot;        ///< store slot of each entry; NULL: entry e is slot e
+    const float *pair_value;    ///< M per entry
+    float *mask, *moment1, *moment2;
+    float *store;               ///< W in the store layout
+    float beta1, beta2, adam_epsilon;
+    float correction1, correction2;  ///< 1/(1 − β1^t), 1/(1 − β2^t)
+    float learning_rate, penalty, epsilon, threshold;
+} QKPairMapAdam;
+
+/// Runs the step over [lo, hi); returns Σ sqrt(m + ε) before the step and sets `below` to the
+/// number of entries under the threshold after it.
+double qk_pairmap_adam(const QKPairMapAdam *adam, int64_t lo, int64_t hi, int64_t *below);
+
 /// Width of one key position's row in the score scratch: lanes rounded up to 8.
 int64_t qk_pairmap_score_stride(int64_t lanes);
 
