@@ -2,12 +2,18 @@
 // the kernel body. Eight entries at a time: their KL gradients are gathered from the store slots
 // one by one (the slots are scattered), everything else runs as 8-lane vector arithmetic, with
 // the same operations in the same order as the scalar step it replaces.
+//
+// Order: a query feature's entries are one run of its pairs per head, while the store keeps the
+// heads of a pair side by side. Walking one head's whole run, then the next, would stream the
+// feature's store row (and both gradient rows) once per head; instead the walk takes 16 pairs at
+// a time through every head, so those 16 pairs' store cells stay in L1 while all heads visit them
+// and every array is read front to back once.
 
 static inline v8 KFN(adam_ld)(const float *p) { v8 v; __builtin_memcpy(&v, p, sizeof v); return v; }
 static inline void KFN(adam_st)(float *p, v8 v) { __builtin_memcpy(p, &v, sizeof v); }
 
 /// Entries [e, e + n), n ≤ 8; lanes past n are computed on zeros and dropped.
-static inline double KFN(adam_block)(const QKPairMapAdam *a, int64_t e, int n, int64_t *below) {
+static inline __attribute__((always_inline)) double KFN(adam_block)(const QKPairMapAdam *a, int64_t e, int n, int64_t *below) {
     float g[8] = {0}, old[8] = {0}, mv[8] = {0}, m1in[8] = {0}, m2in[8] = {0}, out[8], o1[8], o2[8], w[8];
     int64_t at[8];
     for (int k = 0; k < n; k++) {
@@ -42,11 +48,21 @@ static inline double KFN(adam_block)(const QKPairMapAdam *a, int64_t e, int n, i
     return pen;
 }
 
-static double KFN(adam)(const QKPairMapAdam *a, int64_t lo, int64_t hi, int64_t *below) {
+static double KFN(adam)(const QKPairMapAdam *adam, int64_t first, int64_t end, int64_t *below) {
+    const QKPairMapAdam a = *adam;  // a local copy: the stores below cannot alias its fields
+    const int64_t h = a.heads;
     double pen = 0;
     *below = 0;
-    int64_t e = lo;
-    for (; e + 8 <= hi; e += 8) pen += KFN(adam_block)(a, e, 8, below);
-    if (e < hi) pen += KFN(adam_block)(a, e, (int)(hi - e), below);
+    for (int64_t i = first; i < end; i++) {
+        const int64_t count = a.pair_start[i + 1] - a.pair_start[i], base = a.pair_start[i] * h;
+        for (int64_t k0 = 0; k0 < count; k0 += 16) {
+            const int64_t n = count - k0 < 16 ? count - k0 : 16;
+            for (int64_t x = 0; x < h; x++) {
+                const int64_t e = base + x * count + k0;
+                pen += KFN(adam_block)(&a, e, n < 8 ? (int)n : 8, below);
+                if (n > 8) pen += KFN(adam_block)(&a, e + 8, (int)(n - 8), below);
+            }
+        }
+    }
     return pen;
 }

@@ -72,9 +72,9 @@ void qk_pairmap_exp(const float *x, float *out, int64_t count) {
     portable_exp_all(x, out, count);
 }
 
-double qk_pairmap_adam(const QKPairMapAdam *adam, int64_t lo, int64_t hi, int64_t *below) {
+double qk_pairmap_adam(const QKPairMapAdam *adam, int64_t first, int64_t end, int64_t *below) {
 #ifdef QK_HAVE_AVX2_BUILD
-    if (qk_pairmap_vector_level()) return avx2_adam(adam, lo, hi, below);
+    if (qk_pairmap_vector_level()) return avx2_adam(adam, first, end, below);
 #endif
-    return portable_adam(adam, lo, hi, below);
+    return portable_adam(adam, first, end, below);
 }

@@ -47,6 +47,8 @@ typedef struct {
     int64_t threads;
     int64_t store_size;
     const int32_t *slot;        ///< store slot of each entry; NULL: entry e is slot e
+    const int64_t *pair_start;  ///< pairs of query feature i: pair_start[i] ..< pair_start[i + 1]
+    int64_t heads;              ///< entries of query feature i: one run of its pairs per head
     const float *pair_value;    ///< M per entry
     float *mask, *moment1, *moment2;
     float *store;               ///< W in the store layout
@@ -55,9 +57,9 @@ typedef struct {
     float learning_rate, penalty, epsilon, threshold;
 } QKPairMapAdam;
 
-/// Runs the step over [lo, hi); returns Σ sqrt(m + ε) before the step and sets `below` to the
-/// number of entries under the threshold after it.
-double qk_pairmap_adam(const QKPairMapAdam *adam, int64_t lo, int64_t hi, int64_t *below);
+/// Runs the step over the entries of query features [first, end); returns Σ sqrt(m + ε) before
+/// the step and sets `below` to the number of entries under the threshold after it.
+double qk_pairmap_adam(const QKPairMapAdam *adam, int64_t first, int64_t end, int64_t *below);
 
 /// Width of one key position's row in the score scratch: lanes rounded up to 8.
 int64_t qk_pairmap_score_stride(int64_t lanes);

@@ -104,6 +104,16 @@ public final class MaskTrainer {
         let chunks = max(1, min(threads * 4, n / 4096 + 1))
         var penaltyParts = [Double](repeating: 0, count: chunks)
         var belowParts = [Int](repeating: 0, count: chunks)
+        // Chunks of whole query features (the C sweep walks a feature's entries together), with
+        // about the same number of entries each.
+        let pairStart = objective.index.pairStart, queryWidth = objective.index.queryWidth
+        var bounds = [0]
+        for c in 1..<chunks {
+            var i = bounds[c - 1]
+            while i < queryWidth && pairStart[i] * objective.nHead < n * c / chunks { i += 1 }
+            bounds.append(i)
+        }
+        bounds.append(queryWidth)
         objective.weights.pairValue.withUnsafeBufferPointer { mv in
         objective.threadGrad.withUnsafeMutableBufferPointer { tg in
         mask.withUnsafeMutableBufferPointer { m in
@@ -113,21 +123,23 @@ public final class MaskTrainer {
         moment2.withUnsafeMutableBufferPointer { b in
         penaltyParts.withUnsafeMutableBufferPointer { pp in
         belowParts.withUnsafeMutableBufferPointer { bp in
+        pairStart.withUnsafeBufferPointer { ps in
             // The sweep itself is C (`qk_pairmap_adam`: 8 entries per vector step, AVX2 where the
             // CPU has it).
             let step = QKPairMapAdam(
                 thread_grad: tg.baseAddress, threads: Int64(threads), store_size: Int64(size), slot: identity ? nil : sl.baseAddress,
+                pair_start: UnsafePointer<Int64>(OpaquePointer(ps.baseAddress)), heads: Int64(objective.nHead),
                 pair_value: mv.baseAddress, mask: m.baseAddress, moment1: a.baseAddress, moment2: b.baseAddress, store: wv.baseAddress,
                 beta1: b1, beta2: b2, adam_epsilon: eps, correction1: c1, correction2: c2,
                 learning_rate: lr, penalty: mu, epsilon: pe, threshold: tau)
             withUnsafePointer(to: step) { sp in
                 DispatchQueue.concurrentPerform(iterations: chunks) { c in
                     var below: Int64 = 0
-                    pp[c] = qk_pairmap_adam(sp, Int64(n * c / chunks), Int64(n * (c + 1) / chunks), &below)
+                    pp[c] = qk_pairmap_adam(sp, Int64(bounds[c]), Int64(bounds[c + 1]), &below)
                     bp[c] = Int(below)
                 }
             }
-        }}}}}}}}}
+        }}}}}}}}}}
         return (penaltyParts.reduce(0, +), belowParts.reduce(0, +))
     }
 
