@@ -157,13 +157,27 @@ KFN(position_small)(const QKPairMapSequence *a, int64_t p, const int n8, const i
     for (int64_t s = 0; s < allowed; s++) {
         v8 r0 = KFN(ld8)(kb + s * stride), r1 = stride > 8 ? KFN(ld8)(kb + s * stride + 8) : z;
         v4 r4 = has4 ? KFN(low)(n8 == 0 ? r0 : r1) : (v4){0, 0, 0, 0};
-        for (int64_t e = a->key_start[s]; e < a->key_start[s + 1]; e++) {
+        // Two sets of accumulators (even and odd entries), so consecutive multiply-adds do not
+        // wait on each other.
+        v8 q0 = z, q1 = z;
+        v4 q4 = {0, 0, 0, 0};
+        int64_t e = a->key_start[s];
+        const int64_t e1 = a->key_start[s + 1];
+        for (; e + 2 <= e1; e += 2) {
+            const float v = kv[e], w = kv[e + 1];
+            const float *src = urow + (int64_t)kc[e] * lanes, *srd = urow + (int64_t)kc[e + 1] * lanes;
+            if (n8 >= 1) { r0 += v * KFN(ld8)(src); q0 += w * KFN(ld8)(srd); }
+            if (n8 >= 2) { r1 += v * KFN(ld8)(src + 8); q1 += w * KFN(ld8)(srd + 8); }
+            if (has4) { r4 += v * KFN(ld4)(src + 8 * n8); q4 += w * KFN(ld4)(srd + 8 * n8); }
+        }
+        if (e < e1) {
             const float v = kv[e];
             const float *src = urow + (int64_t)kc[e] * lanes;
             if (n8 >= 1) r0 += v * KFN(ld8)(src);
             if (n8 >= 2) r1 += v * KFN(ld8)(src + 8);
             if (has4) r4 += v * KFN(ld4)(src + 8 * n8);
         }
+        r0 += q0; r1 += q1; r4 += q4;
         if (has4) { if (n8 == 0) r0 = KFN(widen)(r4); else r1 = KFN(widen)(r4); }
         KFN(st8)(sc + s * stride, r0);
         const v8 p0 = KFN(ld8)(tg + s * stride);
