@@ -14,7 +14,7 @@ static inline v8 KFN(widen)(v4 lo) { return __builtin_shufflevector(lo, (v4){0, 
 static inline v4 KFN(low)(v8 x) { return __builtin_shufflevector(x, x, 0, 1, 2, 3); }
 static inline v8 KFN(max8)(v8 a, v8 b) { v8i gt = a > b; return (v8)((gt & (v8i)a) | (~gt & (v8i)b)); }
 
-/// e^x lane by lane, the same method as the Swift `fastExp` it replaces: 2^k · e^r with
+/// e^x lane by lane (libm's expf has no vector form here): 2^k · e^r with
 /// k = round(x·log2 e) by the 1.5·2^23 trick, r = x − k·ln 2 (ln 2 in two parts), and a degree-6
 /// Taylor polynomial (relative error ~2e-7). Inputs below −87 give 0.
 static inline v8 KFN(exp8)(v8 x) {
