@@ -23,7 +23,10 @@ let package = Package(
 
         .target(name: "QKTensor", dependencies: ["CBLAS"]),
         .target(name: "QKModels", dependencies: ["QKTensor"]),
-        .target(name: "QKTrain", dependencies: ["QKTensor", "QKModels"]),
+        // Step 2's per-sequence kernel in C: built for the baseline target and again with AVX2+FMA,
+        // chosen at run time (Swift cannot compile one function for another CPU level).
+        .target(name: "CPairMap"),
+        .target(name: "QKTrain", dependencies: ["QKTensor", "QKModels", "CPairMap"]),
         .target(name: "QKStore", dependencies: ["CZstd", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "QKAnalysis", dependencies: ["QKTensor", "QKModels", "QKTrain", "QKStore"]),
         .executableTarget(name: "qkdb", dependencies: [

@@ -2,6 +2,7 @@ import XCTest
 import QKTensor
 import QKModels
 @testable import QKTrain
+import CPairMap
 
 /// dL/dm of step 2 against central finite differences of the loss itself.
 final class PairMapGradientTests: XCTestCase {
@@ -9,6 +10,39 @@ final class PairMapGradientTests: XCTestCase {
     func testBidirectionalGradientMatchesFiniteDifferences() throws { try check(causal: false, seed: 12) }
     /// More than 16 heads take the kernel's general (non-register) path.
     func testManyHeadsGradientMatchesFiniteDifferences() throws { try check(causal: true, seed: 13, heads: 18, kvHeads: 6) }
+    /// 12 heads: two register vectors of 8 and 4 lanes per key position.
+    func testTwelveHeadsGradientMatchesFiniteDifferences() throws { try check(causal: false, seed: 14, heads: 12, kvHeads: 12) }
+    /// The portable build of the C kernel (what runs on a CPU without AVX2) checked the same way.
+    func testPortableBuildGradientMatchesFiniteDifferences() throws {
+        qk_pairmap_force_portable(1)
+        defer { qk_pairmap_force_portable(0) }
+        try check(causal: true, seed: 15, heads: 12, kvHeads: 4)
+        try check(causal: false, seed: 16, heads: 4, kvHeads: 2)
+    }
+
+    /// Both builds of the kernel give the same loss and gradient (up to summation order and fused
+    /// multiply-adds) for every register layout: 4, 8, 12, 16 lanes and the general path.
+    func testBuildsAgree() throws {
+        defer { qk_pairmap_force_portable(0) }
+        for (n, heads) in [2, 8, 12, 16, 18].enumerated() {
+            let (q, k, config, seqs) = PairMapTestSupport.random(seed: 40 + UInt64(n), causal: n % 2 == 0, nHead: heads, nKVHead: heads,
+                                                                   dHead: 4, dq: 12, dk: 11, sequences: 3, length: 9, active: 3)
+            let objective = try PairMapObjective(query: q, key: k, config: config, training: seqs, threads: 1)
+            var rng = SplitMix64(seed: 7)
+            let mask = (0..<objective.entryCount).map { _ in 0.2 + 0.8 * PairMapTestSupport.uniform(&rng) }
+            var results: [(loss: Double, kl: Double, gradient: [Float])] = []
+            for portable in [Int32(0), 1] {
+                qk_pairmap_force_portable(portable)
+                results.append(objective.lossAndGradient(mask: mask, batch: [0, 1, 2], penalty: 1e-3, epsilon: 1e-6))
+            }
+            XCTAssertEqual(results[0].kl, results[1].kl, accuracy: 1e-5 * results[0].kl, "\(heads) heads")
+            let scale = results[0].gradient.map { abs($0) }.max() ?? 0
+            XCTAssertGreaterThan(scale, 0)
+            for (a, b) in zip(results[0].gradient, results[1].gradient) {
+                XCTAssertEqual(a, b, accuracy: 1e-4 * scale, "\(heads) heads")
+            }
+        }
+    }
 
     private func check(causal: Bool, seed: UInt64, heads: Int = 4, kvHeads: Int = 2) throws {
         let (q, k, config, seqs) = PairMapTestSupport.random(seed: seed, causal: causal, nHead: heads, nKVHead: kvHeads, dHead: 4,
@@ -44,20 +78,27 @@ final class PairMapGradientTests: XCTestCase {
         XCTAssertTrue(a.contains { $0 != 0 })
     }
 
-    /// The vectorised exp of the softmax against Foundation's, over the range scores take.
-    func testFastExpMatchesExp() {
-        var worst: Float = 0
-        var x: Float = -90
-        while x <= 0 {
-            for d in [Float(1), 2, 7, 31] {
-                let want = expf(x / d)
-                if want > 1e-30 { worst = max(worst, abs(fastExp(x / d) - want) / want) }
+    /// The kernel's vector exp against libm's, over the range scores take, in both builds (AVX2
+    /// where the CPU has it, and the portable one).
+    func testKernelExpMatchesExp() {
+        defer { qk_pairmap_force_portable(0) }
+        for portable in [Int32(0), 1] {
+            qk_pairmap_force_portable(portable)
+            var xs: [Float] = []
+            var x: Float = -90
+            while x <= 0 { for d in [Float(1), 2, 7, 31] { xs.append(x / d) }; x += 0.0137 }
+            xs += [-200, 0, 1, -87]
+            var out = [Float](repeating: .nan, count: xs.count)
+            qk_pairmap_exp(xs, &out, Int64(xs.count))
+            var worst: Float = 0
+            for (v, got) in zip(xs, out) {
+                let want = expf(v)
+                if want > 1e-30 { worst = max(worst, abs(got - want) / want) }
             }
-            x += 0.0137
+            XCTAssertLessThan(worst, 1e-6, "portable \(portable)")
+            XCTAssertEqual(out[out.count - 4], 0)
+            XCTAssertEqual(out[out.count - 3], 1)
+            XCTAssertEqual(out[out.count - 2], expf(1), accuracy: 1e-6)
         }
-        XCTAssertLessThan(worst, 1e-6)
-        XCTAssertEqual(fastExp(-200), 0)
-        XCTAssertEqual(fastExp(0), 1)
-        XCTAssertEqual(fastExp(1), expf(1), accuracy: 1e-6)
     }
 }

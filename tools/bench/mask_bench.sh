@@ -4,22 +4,25 @@
 # patterns, in one run. Prints seconds per epoch (wall and process CPU), final KLs and the ratio.
 #
 #   tools/bench/mask_bench.sh [--train N] [--held-out N] [--epochs E] [--batch B] [--lr LR]
-#                             [--penalty MU] [--threshold T] [--full]
+#                             [--penalty MU] [--threshold T] [--full] [--data FILE]
 #
+# --data runs both sides on an existing file of the same layout instead, e.g. the real MiniLM
+# codes and patterns that PairMapMiniLMCheckTests writes with QKDB_MINILM_EXPORT (give its
+# --held-out; --train is then ignored).
 # --full also times the reference over the whole 1536²×12 table for a few steps (per-epoch time
 # extrapolated). The input file is generated once by tools/bench/mask_peer.py and reused.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-TRAIN=192 HELD=16 EPOCHS=3 BATCH=16 LR=0.02 PENALTY=1e-6 THRESHOLD=0.5 FULL=0
+TRAIN=192 HELD=16 EPOCHS=3 BATCH=16 LR=0.02 PENALTY=1e-6 THRESHOLD=0.5 FULL=0 DATA=
 while [ $# -gt 0 ]; do
     case "$1" in
         --train) TRAIN=$2; shift 2 ;; --held-out) HELD=$2; shift 2 ;; --epochs) EPOCHS=$2; shift 2 ;;
         --batch) BATCH=$2; shift 2 ;; --lr) LR=$2; shift 2 ;; --penalty) PENALTY=$2; shift 2 ;;
-        --threshold) THRESHOLD=$2; shift 2 ;; --full) FULL=1; shift ;;
+        --threshold) THRESHOLD=$2; shift 2 ;; --full) FULL=1; shift ;; --data) DATA=$2; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
-DATA=${QKDB_BENCH_DIR:-/tmp}/qkdb-maskbench-$TRAIN-$HELD.safetensors
+[ -n "$DATA" ] || DATA=${QKDB_BENCH_DIR:-/tmp}/qkdb-maskbench-$TRAIN-$HELD.safetensors
 export HF_HUB_OFFLINE=1
 [ -f "$DATA" ] || python3 tools/bench/mask_peer.py generate --out "$DATA" --train "$TRAIN" --held-out "$HELD"
 
@@ -28,6 +31,7 @@ QKDB=$(QKDB_BENCH=1 QKDB_BENCH_FILE="$DATA" QKDB_BENCH_HELD_OUT=$HELD QKDB_BENCH
        QKDB_BENCH_LR=$LR QKDB_BENCH_PENALTY=$PENALTY QKDB_BENCH_THRESHOLD=$THRESHOLD QKDB_BENCH_THREADS=2 \
        .build/release/qkdbPackageTests.xctest QKTrainTests.PairMapBenchmarkTests 2>&1 | grep '^qkdb ')
 echo "$QKDB"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 PEER=$(python3 tools/bench/mask_peer.py train --data "$DATA" --held-out "$HELD" --epochs "$EPOCHS" --batch "$BATCH" \
        --lr "$LR" --penalty "$PENALTY" --threshold "$THRESHOLD" --table live | grep '^peer ')
 echo "$PEER"

@@ -1,6 +1,7 @@
 import Foundation
 import QKTensor
 import QKModels
+import CPairMap
 
 /// Settings of step 2. The defaults were chosen on MiniLM layer 2 (1536-feature dictionaries,
 /// 128-token sequences, ~600 training sequences); see the README's `mask` section for why.
@@ -103,6 +104,16 @@ public final class MaskTrainer {
         let chunks = max(1, min(threads * 4, n / 4096 + 1))
         var penaltyParts = [Double](repeating: 0, count: chunks)
         var belowParts = [Int](repeating: 0, count: chunks)
+        // Chunks of whole query features (the C sweep walks a feature's entries together), with
+        // about the same number of entries each.
+        let pairStart = objective.index.pairStart, queryWidth = objective.index.queryWidth
+        var bounds = [0]
+        for c in 1..<chunks {
+            var i = bounds[c - 1]
+            while i < queryWidth && pairStart[i] * objective.nHead < n * c / chunks { i += 1 }
+            bounds.append(i)
+        }
+        bounds.append(queryWidth)
         objective.weights.pairValue.withUnsafeBufferPointer { mv in
         objective.threadGrad.withUnsafeMutableBufferPointer { tg in
         mask.withUnsafeMutableBufferPointer { m in
@@ -112,35 +123,23 @@ public final class MaskTrainer {
         moment2.withUnsafeMutableBufferPointer { b in
         penaltyParts.withUnsafeMutableBufferPointer { pp in
         belowParts.withUnsafeMutableBufferPointer { bp in
-            // Base addresses as locals, so the loop does not reload them after every store.
-            let tgp = tg.baseAddress!, mp = m.baseAddress!, wp = wv.baseAddress!, mvp = mv.baseAddress!
-            let ap = a.baseAddress!, bp2 = b.baseAddress!, slp = sl.baseAddress
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                let lo = n * c / chunks, hi = n * (c + 1) / chunks
-                var pen: Float = 0
-                var below = 0
-                for e in lo..<hi {
-                    let at = identity ? e : Int(slp![e])
-                    var g = tgp[at]
-                    tgp[at] = 0
-                    var t = 1
-                    while t < threads { g += tgp[t * size + at]; tgp[t * size + at] = 0; t += 1 }
-                    let old = mp[e]
-                    let r = (old + pe).squareRoot()
-                    pen += r
-                    g = g * mvp[e] + mu / (2 * r)
-                    let m1 = b1 * ap[e] + (1 - b1) * g
-                    let m2 = b2 * bp2[e] + (1 - b2) * g * g
-                    ap[e] = m1; bp2[e] = m2
-                    let updated = old - lr * (m1 * c1) / ((m2 * c2).squareRoot() + eps)
-                    let clamped = updated < 0 ? 0 : (updated > 1 ? 1 : updated)
-                    mp[e] = clamped
-                    wp[at] = mvp[e] * clamped
-                    if clamped < tau { below += 1 }
+        pairStart.withUnsafeBufferPointer { ps in
+            // The sweep itself is C (`qk_pairmap_adam`: 8 entries per vector step, AVX2 where the
+            // CPU has it).
+            let step = QKPairMapAdam(
+                thread_grad: tg.baseAddress, threads: Int64(threads), store_size: Int64(size), slot: identity ? nil : sl.baseAddress,
+                pair_start: UnsafePointer<Int64>(OpaquePointer(ps.baseAddress)), heads: Int64(objective.nHead),
+                pair_value: mv.baseAddress, mask: m.baseAddress, moment1: a.baseAddress, moment2: b.baseAddress, store: wv.baseAddress,
+                beta1: b1, beta2: b2, adam_epsilon: eps, correction1: c1, correction2: c2,
+                learning_rate: lr, penalty: mu, epsilon: pe, threshold: tau)
+            withUnsafePointer(to: step) { sp in
+                DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                    var below: Int64 = 0
+                    pp[c] = qk_pairmap_adam(sp, Int64(bounds[c]), Int64(bounds[c + 1]), &below)
+                    bp[c] = Int(below)
                 }
-                pp[c] = Double(pen); bp[c] = below
             }
-        }}}}}}}}}
+        }}}}}}}}}}
         return (penaltyParts.reduce(0, +), belowParts.reduce(0, +))
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import QKTensor
+import CPairMap
 
 /// The forward and backward pass of step 2 for one sequence.
 ///
@@ -9,20 +10,23 @@ import QKTensor
 /// `PairMapObjective`, shared by all sequences) or just the features of this one sequence,
 /// gathered from the co-occurrence index (`runGathered`). Then, per query position p:
 ///
-///     U[p,j,·]  = Σ_{i active at p} aQ_i(p) W_blk[i,j,·]      (~20 contiguous row updates through
-///                                                              BLAS, run feature by feature)
-///     S(s,·)    = B(s,·) + Σ_{j active at s} aK_j(s) U[p,j,·]  (~20 4-lane vector updates per key)
+///     U[p,j,·]  = Σ_{i active at p} aQ_i(p) W_blk[i,j,·]      (~20 rows summed in registers,
+///                                                              tile by tile of columns)
+///     S(s,·)    = B(s,·) + Σ_{j active at s} aK_j(s) U[p,j,·]  (~20 head vectors per key)
 ///     P̂(p,h,·)  = softmax over allowed s;   KL = Σ_s P (log P − log P̂)
 ///
 /// and the backward pass runs the same sums in reverse with G = (P̂ − P)/rows:
 ///
 ///     V[p,j,·]       = Σ_s G(s,·) aK_j(s)                      (written over U[p])
-///     dW_blk[i,j,·] += aQ_i(p) V[p,j,·]
+///     dW_blk[i,j,·] += Σ_{p where i fires} aQ_i(p) V[p,j,·]
 ///
 /// Both sides stay sparse: the query codes pick whole rows of W_blk, the key codes pick ~20
 /// head vectors of U[p] (which sits in L1) per key position. The cost is
-/// O(T · L0 · (cols · heads + T · heads)), never O(d_Q · d_K · heads). Each worker thread owns one
-/// kernel (its buffers are reused across sequences).
+/// O(T · L0 · (cols · heads + T · heads)), never O(d_Q · d_K · heads). The loops themselves are
+/// C (`CPairMap`, built for the baseline CPU and again with AVX2+FMA, picked at run time): the
+/// heads of one key position are whole 8-lane vectors there, so the softmax over key positions
+/// runs for all heads at once and every multiply-add is fused. Each worker thread owns one kernel
+/// (its buffers are reused across sequences).
 final class PairMapKernel {
     let nHead: Int
     /// Heads padded to a multiple of 4: the innermost dimension of every block, so that one
@@ -38,8 +42,12 @@ final class PairMapKernel {
     private var block = Buffer()        // gathered W_blk (per-sequence mode)
     private var blockGrad = Buffer()    // gathered dL/dW_blk (per-sequence mode)
     private var u = Buffer()            // U [T, cols, lane]; overwritten by V
-    private var scores = Buffer()       // S [s, lane] of one query position; then P̂, then G
-    private var keyBias = Buffer()      // [s, lane]
+    private var scores = Buffer()       // S [s, stride] of one query position; then P̂
+    private var target = Buffer()       // P [s, stride] of one query position
+    private var keyBias = Buffer()      // [s, stride]
+    private var stats = Buffer()        // per-head figures of one query position (> 16 lanes)
+    private var order: [Int32] = []     // query non-zeros grouped by block row: (entry, position)
+    private var rowStart: [Int32] = []
 
     init(queryWidth: Int, keyWidth: Int, nHead: Int, causal: Bool) {
         self.nHead = nHead; self.causal = causal; lanes = PairMapKernel.lanes(heads: nHead)
@@ -47,19 +55,9 @@ final class PairMapKernel {
         keyLocal = [Int32](repeating: -1, count: keyWidth)
     }
 
-    deinit { for b in [block, blockGrad, u, scores, keyBias] { b.free() } }
+    deinit { for b in [block, blockGrad, u, scores, target, keyBias, stats] { b.free() } }
 
     static func lanes(heads: Int) -> Int { (heads + 3) / 4 * 4 }
-
-    /// The query codes' non-zeros (entry number and position) grouped by W_blk row, so that one
-    /// row's updates run back to back.
-    private func queryOrder(_ qs: UnsafeBufferPointer<Int>, _ qi: UnsafeBufferPointer<Int32>, _ t: Int) -> [(entry: Int32, position: Int32)] {
-        var out = [(entry: Int32, position: Int32, row: Int32)]()
-        out.reserveCapacity(qi.count)
-        for p in 0..<t { for e in qs[p]..<qs[p + 1] { out.append((Int32(e), Int32(p), qi[e])) } }
-        out.sort { ($0.row, $0.position) < ($1.row, $1.position) }
-        return out.map { ($0.entry, $0.position) }
-    }
 
     /// Per-sequence mode: gathers W_blk for this sequence's features from the per-entry map `w`,
     /// runs the pass, and scatters dW_blk back onto the per-entry gradient `grad`.
@@ -94,7 +92,7 @@ final class PairMapKernel {
         let gl = grad == nil ? nil : blockGrad.reserve(uq * uk * hp, zeroed: true)
         let kl = queryLocal.withUnsafeBufferPointer { qm in
             keyLocal.withUnsafeBufferPointer { km in
-                run(seq, block: wl, blockGrad: gl, queryRow: qm.baseAddress!, keyColumn: km.baseAddress!, columns: uk,
+                run(seq, block: wl, blockGrad: gl, queryRow: qm.baseAddress!, keyColumn: km.baseAddress!, rows: uq, columns: uk,
                     keyBiasTable: keyBiasTable, plogp: plogp, rowScale: rowScale)
             }
         }
@@ -114,201 +112,52 @@ final class PairMapKernel {
         return kl
     }
 
-    /// Σ over (head, query position) of KL(P‖P̂) for one sequence (not yet averaged). W_blk row
-    /// of query feature f is `queryRow[f]`, column of key feature f is `keyColumn[f]` (every
-    /// feature of the sequence must have one). With `blockGrad`, adds dL/dW_blk · rowScale into
-    /// it, where L is that KL sum; `plogp` is the sequence's Σ P log P (constant in the mask).
+    /// Σ over (head, query position) of KL(P‖P̂) for one sequence (not yet averaged). W_blk
+    /// (`rows` × `columns` × lanes) row of query feature f is `queryRow[f]`, column of key feature
+    /// f is `keyColumn[f]` (every feature of the sequence must have one). With `blockGrad`, adds
+    /// dL/dW_blk · rowScale into it, where L is that KL sum; `plogp` is the sequence's Σ P log P
+    /// (constant in the mask).
     func run(_ seq: PairMapSequence, block wl: UnsafePointer<Float>, blockGrad gl: UnsafeMutablePointer<Float>?,
-             queryRow: UnsafePointer<Int32>, keyColumn: UnsafePointer<Int32>, columns uk: Int,
+             queryRow: UnsafePointer<Int32>, keyColumn: UnsafePointer<Int32>, rows: Int, columns uk: Int,
              keyBiasTable: UnsafePointer<Float>, plogp: Double, rowScale: Float) -> Double {
-        let t = seq.length, h = nHead, hp = lanes, vecs = lanes / 4, rowLen = uk * hp
+        let t = seq.length, hp = lanes
         if t == 0 { return 0 }
         qIdx.removeAll(keepingCapacity: true)
         for f in seq.query.indices { qIdx.append(queryRow[Int(f)]) }
         kIdx.removeAll(keepingCapacity: true)
         for f in seq.key.indices { kIdx.append(keyColumn[Int(f)]) }
-        let kb = keyBias.reserve(t * hp, zeroed: true)
-        let up = u.reserve(t * rowLen, zeroed: true)
-        let sc = scores.reserve(t * hp, zeroed: false)
-        var cross = 0.0
-
+        let stride = Int(qk_pairmap_score_stride(Int64(hp)))
+        let up = u.reserve(t * uk * hp, zeroed: false)
+        let sc = scores.reserve(t * stride, zeroed: false)
+        let tg = target.reserve(t * stride, zeroed: false)
+        let kb = keyBias.reserve(t * stride, zeroed: false)
+        let st = stats.reserve(8 * stride, zeroed: false)
+        if order.count < 2 * qIdx.count { order = [Int32](repeating: 0, count: 2 * qIdx.count) }
+        if rowStart.count < rows + 1 { rowStart = [Int32](repeating: 0, count: rows + 1) }
+        let cross = seq.query.rowStart.withUnsafeBufferPointer { qs in
         seq.query.values.withUnsafeBufferPointer { qv in
+        seq.key.rowStart.withUnsafeBufferPointer { ks in
         seq.key.values.withUnsafeBufferPointer { kv in
         seq.key.indices.withUnsafeBufferPointer { kf in
         seq.pattern.data.withUnsafeBufferPointer { pat in
         qIdx.withUnsafeBufferPointer { qi in
         kIdx.withUnsafeBufferPointer { kc in
-        seq.query.rowStart.withUnsafeBufferPointer { qs in
-        seq.key.rowStart.withUnsafeBufferPointer { ks in
-            // Key-side bias Σ_j B[h,j] aK_j(s), as [s, lane].
-            for s in 0..<t {
-                for e in ks[s]..<ks[s + 1] {
-                    let b = kv[e], src = keyBiasTable + Int(kf[e]) * h, dst = kb + s * hp
-                    for x in 0..<h { dst[x] += b * src[x] }
-                }
-            }
-            // U[p] = Σ_i aQ_i(p) W_blk[i], feature by feature: a W_blk row is read from memory once
-            // per sequence and reused from cache for every position where its feature fires.
-            let order = queryOrder(qs, qi, t)
-            order.withUnsafeBufferPointer { ord in
-                for e in ord { BLAS.axpy(rowLen, qv[Int(e.entry)], wl + Int(qi[Int(e.entry)]) * rowLen, up + Int(e.position) * rowLen) }
-            }
-            for p in 0..<t {
-                let allowed = causal ? p + 1 : t
-                let urow = up + p * rowLen
-                // S(s, ·) = B(s, ·) + Σ_{j active at s} aK_j(s) U[p, j, ·]: ~20 short vector updates
-                // per key position from U[p], which sits in L1.
-                if vecs <= 4 {
-                    for s in 0..<allowed {
-                        gatherRow(sc + s * hp, kb + s * hp, urow, hp, vecs, kv.baseAddress! + ks[s], kc.baseAddress! + ks[s], ks[s + 1] - ks[s])
-                    }
-                } else {
-                    sc.update(from: kb, count: allowed * hp)
-                    for s in 0..<allowed {
-                        let dst = sc + s * hp
-                        for e in ks[s]..<ks[s + 1] { addScaled(dst, kv[e], urow + Int(kc[e]) * hp, vecs) }
-                    }
-                }
-                // Per head (lanes are strided by hp): log-softmax, cross-entropy, then
-                // G = (P̂ − P)·rowScale in place. −Σ P log P̂ = (Σ P)·logZ − Σ P·score.
-                for x in 0..<h {
-                    let row = sc + x, target = pat.baseAddress! + (x * t + p) * t
-                    let (mx, ps, pm) = reduceStrided(row, hp, target, allowed)
-                    let sum = expShiftStrided(row, hp, allowed, mx)
-                    cross += Double(pm) * Double(mx + logf(sum)) - Double(ps)
-                    guard gl != nil else { continue }
-                    let inv = 1 / sum
-                    for s in 0..<allowed { row[s * hp] = (row[s * hp] * inv - target[s]) * rowScale }
-                }
-                guard gl != nil else { continue }
-                for s in 0..<allowed { for x in h..<hp { sc[s * hp + x] = 0 } }
-                // V[p, j, ·] = Σ_s G(s, ·) aK_j(s), written over U[p] (no longer needed).
-                urow.initialize(repeating: 0, count: rowLen)
-                for s in 0..<allowed {
-                    let g = sc + s * hp
-                    if vecs <= 4 {
-                        scatterRow(urow, hp, g, vecs, kv.baseAddress! + ks[s], kc.baseAddress! + ks[s], ks[s + 1] - ks[s])
-                    } else {
-                        for e in ks[s]..<ks[s + 1] { addScaled(urow + Int(kc[e]) * hp, kv[e], g, vecs) }
-                    }
-                }
-            }
-            guard let gl else { return }
-            // dW_blk[i] += aQ_i(p) V[p], feature by feature.
-            order.withUnsafeBufferPointer { ord in
-                for e in ord { BLAS.axpy(rowLen, qv[Int(e.entry)], up + Int(e.position) * rowLen, gl + Int(qi[Int(e.entry)]) * rowLen) }
-            }
-        }}}}}}}}
+        order.withUnsafeMutableBufferPointer { ord in
+        rowStart.withUnsafeMutableBufferPointer { rst in
+            qs.withMemoryRebound(to: Int64.self) { qs64 in
+            ks.withMemoryRebound(to: Int64.self) { ks64 in
+                var args = QKPairMapSequence(
+                    length: Int64(t), heads: Int64(nHead), lanes: Int64(hp), columns: Int64(uk), rows: Int64(rows),
+                    causal: causal ? 1 : 0, row_scale: rowScale, block: wl, block_grad: gl,
+                    query_start: qs64.baseAddress, query_row: qi.baseAddress, query_value: qv.baseAddress,
+                    key_start: ks64.baseAddress, key_column: kc.baseAddress, key_feature: kf.baseAddress, key_value: kv.baseAddress,
+                    key_bias_table: keyBiasTable, pattern: pat.baseAddress, u: up, scores: sc, target: tg, key_bias: kb,
+                    stats: st, order: ord.baseAddress, row_start: rst.baseAddress)
+                return qk_pairmap_cross_entropy(&args)
+            }}
+        }}}}}}}}}}
         return cross + plogp
     }
-}
-
-/// dst[0..<4·vecs] += a · src[0..<4·vecs], four lanes at a time.
-@inline(__always)
-func addScaled(_ dst: UnsafeMutablePointer<Float>, _ a: Float, _ src: UnsafePointer<Float>, _ vecs: Int) {
-    let d = UnsafeMutableRawPointer(dst), r = UnsafeRawPointer(src)
-    for v in 0..<vecs {
-        let o = v * 16
-        let sum = d.loadUnaligned(fromByteOffset: o, as: SIMD4<Float>.self) + a * r.loadUnaligned(fromByteOffset: o, as: SIMD4<Float>.self)
-        d.storeBytes(of: sum, toByteOffset: o, as: SIMD4<Float>.self)
-    }
-}
-
-/// dst = base + Σ_e value[e] · src[column[e]·stride], for rows of up to 16 lanes, with the sum
-/// kept in registers (no store/load round trip per term).
-@inline(__always)
-func gatherRow(_ dst: UnsafeMutablePointer<Float>, _ base: UnsafePointer<Float>, _ src: UnsafePointer<Float>, _ stride: Int,
-               _ vecs: Int, _ value: UnsafePointer<Float>, _ column: UnsafePointer<Int32>, _ count: Int) {
-    let z = SIMD4<Float>(repeating: 0)
-    let b = UnsafeRawPointer(base)
-    var a0 = b.loadUnaligned(as: SIMD4<Float>.self)
-    var a1 = vecs > 1 ? b.loadUnaligned(fromByteOffset: 16, as: SIMD4<Float>.self) : z
-    var a2 = vecs > 2 ? b.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self) : z
-    var a3 = vecs > 3 ? b.loadUnaligned(fromByteOffset: 48, as: SIMD4<Float>.self) : z
-    for e in 0..<count {
-        let v = value[e], r = UnsafeRawPointer(src + Int(column[e]) * stride)
-        a0 += v * r.loadUnaligned(as: SIMD4<Float>.self)
-        if vecs > 1 { a1 += v * r.loadUnaligned(fromByteOffset: 16, as: SIMD4<Float>.self) }
-        if vecs > 2 { a2 += v * r.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self) }
-        if vecs > 3 { a3 += v * r.loadUnaligned(fromByteOffset: 48, as: SIMD4<Float>.self) }
-    }
-    let d = UnsafeMutableRawPointer(dst)
-    d.storeBytes(of: a0, as: SIMD4<Float>.self)
-    if vecs > 1 { d.storeBytes(of: a1, toByteOffset: 16, as: SIMD4<Float>.self) }
-    if vecs > 2 { d.storeBytes(of: a2, toByteOffset: 32, as: SIMD4<Float>.self) }
-    if vecs > 3 { d.storeBytes(of: a3, toByteOffset: 48, as: SIMD4<Float>.self) }
-}
-
-/// dst[column[e]·stride ..] += value[e] · g for every e, for rows of up to 16 lanes, with g held
-/// in registers.
-@inline(__always)
-func scatterRow(_ dst: UnsafeMutablePointer<Float>, _ stride: Int, _ g: UnsafePointer<Float>, _ vecs: Int,
-                _ value: UnsafePointer<Float>, _ column: UnsafePointer<Int32>, _ count: Int) {
-    let z = SIMD4<Float>(repeating: 0)
-    let r = UnsafeRawPointer(g)
-    let g0 = r.loadUnaligned(as: SIMD4<Float>.self)
-    let g1 = vecs > 1 ? r.loadUnaligned(fromByteOffset: 16, as: SIMD4<Float>.self) : z
-    let g2 = vecs > 2 ? r.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self) : z
-    let g3 = vecs > 3 ? r.loadUnaligned(fromByteOffset: 48, as: SIMD4<Float>.self) : z
-    for e in 0..<count {
-        let v = value[e], d = UnsafeMutableRawPointer(dst + Int(column[e]) * stride)
-        d.storeBytes(of: d.loadUnaligned(as: SIMD4<Float>.self) + v * g0, as: SIMD4<Float>.self)
-        if vecs > 1 { d.storeBytes(of: d.loadUnaligned(fromByteOffset: 16, as: SIMD4<Float>.self) + v * g1, toByteOffset: 16, as: SIMD4<Float>.self) }
-        if vecs > 2 { d.storeBytes(of: d.loadUnaligned(fromByteOffset: 32, as: SIMD4<Float>.self) + v * g2, toByteOffset: 32, as: SIMD4<Float>.self) }
-        if vecs > 3 { d.storeBytes(of: d.loadUnaligned(fromByteOffset: 48, as: SIMD4<Float>.self) + v * g3, toByteOffset: 48, as: SIMD4<Float>.self) }
-    }
-}
-
-/// Over x[s·stride] for s < n: max, Σ target·x and Σ target (two accumulators each).
-@inline(__always)
-func reduceStrided(_ x: UnsafePointer<Float>, _ stride: Int, _ target: UnsafePointer<Float>, _ n: Int) -> (max: Float, dot: Float, mass: Float) {
-    var m0 = -Float.infinity, m1 = m0, d0: Float = 0, d1: Float = 0, t0: Float = 0, t1: Float = 0
-    var s = 0
-    while s + 2 <= n {
-        let v0 = x[s * stride], v1 = x[(s + 1) * stride]
-        m0 = v0 > m0 ? v0 : m0; m1 = v1 > m1 ? v1 : m1
-        d0 += target[s] * v0; d1 += target[s + 1] * v1; t0 += target[s]; t1 += target[s + 1]
-        s += 2
-    }
-    if s < n { let v = x[s * stride]; m0 = v > m0 ? v : m0; d0 += target[s] * v; t0 += target[s] }
-    return (m0 > m1 ? m0 : m1, d0 + d1, t0 + t1)
-}
-
-/// x[s·stride] = exp(x[s·stride] − shift) for s < n, returning the sum (see `fastExp`).
-@inline(__always)
-func expShiftStrided(_ x: UnsafeMutablePointer<Float>, _ stride: Int, _ n: Int, _ shift: Float) -> Float {
-    var a0: Float = 0, a1: Float = 0, a2: Float = 0, a3: Float = 0
-    var s = 0
-    while s + 4 <= n {
-        let e0 = fastExp(x[s * stride] - shift), e1 = fastExp(x[(s + 1) * stride] - shift)
-        let e2 = fastExp(x[(s + 2) * stride] - shift), e3 = fastExp(x[(s + 3) * stride] - shift)
-        x[s * stride] = e0; x[(s + 1) * stride] = e1; x[(s + 2) * stride] = e2; x[(s + 3) * stride] = e3
-        a0 += e0; a1 += e1; a2 += e2; a3 += e3
-        s += 4
-    }
-    while s < n { let e = fastExp(x[s * stride] - shift); x[s * stride] = e; a0 += e; s += 1 }
-    return (a0 + a1) + (a2 + a3)
-}
-
-/// exp(x) = 2^k · e^r with k = round(x·log2 e) (by the 1.5·2^23 rounding trick), r = x − k·ln 2
-/// (ln 2 in two parts) and a degree-6 Taylor polynomial for e^r on |r| ≤ ln2/2: relative error
-/// ~2e-7, about Float's own. Inputs below −87 give 0; inputs are expected ≤ 88.
-@inline(__always)
-func fastExp(_ x: Float) -> Float {
-    let c = x > -87 ? x : -87
-    let t = c * 1.442_695_04 + 12_582_912
-    let k = t - 12_582_912
-    let r = c - k * 0.693_359_375 + k * 2.121_944_4e-4
-    var p: Float = 1.0 / 720
-    p = p * r + 1.0 / 120
-    p = p * r + 1.0 / 24
-    p = p * r + 1.0 / 6
-    p = p * r + 0.5
-    p = p * r + 1
-    p = p * r + 1
-    // t's low mantissa bits hold k; shift k + 127 into the exponent field.
-    let scale = Float(bitPattern: (t.bitPattern &- 0x4B40_0000 &+ 127) &<< 23)
-    return x < -87 ? 0 : p * scale
 }
 
 /// A growable scratch buffer owned by one thread.

@@ -32,6 +32,8 @@ public final class PairMapObjective {
     let blockRow: [Int32]?
     let blockColumn: [Int32]?
     let blockColumns: Int
+    /// Rows of the live block (live query features plus the zero row).
+    let blockRows: Int
     /// Where entry e lives in the store (live-block layout only; per-entry layout is the identity).
     let slot: [Int32]?
     let storeSize: Int
@@ -83,9 +85,9 @@ public final class PairMapObjective {
                 let r = Int(row[Int(index.pairQuery[pair])]), c = Int(col[Int(index.pairKey[pair])])
                 for x in 0..<h { s[index.entry(pair: pair, head: x, heads: h)] = Int32((r * width + c) * lanes + x) }
             }
-            blockRow = row; blockColumn = col; blockColumns = width; slot = s; storeSize = blockSize
+            blockRow = row; blockColumn = col; blockColumns = width; blockRows = Int(rows) + 1; slot = s; storeSize = blockSize
         } else {
-            blockRow = nil; blockColumn = nil; blockColumns = 0; slot = nil; storeSize = index.pairCount * nHead
+            blockRow = nil; blockColumn = nil; blockColumns = 0; blockRows = 0; slot = nil; storeSize = index.pairCount * nHead
         }
         store = [Float](repeating: 0, count: storeSize)
         threadGrad = []
@@ -132,7 +134,7 @@ public final class PairMapObjective {
                     let entropy = plogp?[batch[n]] ?? PairMapObjective.plogp(seq)
                     if live {
                         sum += kernels[worker].run(seq, block: wp.baseAddress!, blockGrad: grad, queryRow: br.baseAddress!,
-                                                   keyColumn: bc.baseAddress!, columns: blockColumns,
+                                                   keyColumn: bc.baseAddress!, rows: blockRows, columns: blockColumns,
                                                    keyBiasTable: kb.baseAddress!, plogp: entropy, rowScale: scale)
                     } else {
                         sum += kernels[worker].runGathered(seq, index: index, w: wp.baseAddress!, keyBiasTable: kb.baseAddress!,
