@@ -144,51 +144,53 @@ extension Store {
 
     /// The full rows of pairs (head, q, keyFeature) for each q, in the order given, read from the
     /// query-major ordering. Decoded chunks are shared between pairs that fall in the same one.
+    ///
+    /// Two passes: first every pair's chunk is located from the zone-map index alone, and the
+    /// pages of those chunks are hinted to the OS (`PagePrefetcher`), so that on a cold file their
+    /// disk reads overlap; then the chunks are read and decoded. A pair whose query row continues
+    /// past its first chunk is looked for in the following ones too.
     func fetchFromQueryMajor(run: Int64, map: PairMapInfo, shape: PairMapShape, head: Int, keyFeature: Int,
                              queryFeatures: [Int], _ db: Database) throws -> [PairRow] {
-        var decoded: [Int: DecodedChunk] = [:]
-        return try queryFeatures.map { q in
-            for record in try chunks(run: run, side: .query, head: head, lead: q, db) {
-                let chunk: DecodedChunk
-                if let c = decoded[record.seq] { chunk = c } else {
-                    let reader = try PairChunkReader(record: record, run: run, codec: map.codec, zstd: zstd, shape: shape)
-                    chunk = DecodedChunk(reader: reader, trails: try reader.trails(extent: shape.dKey))
-                    decoded[record.seq] = chunk
-                }
-                guard let r = chunk.reader.row(of: q) else { continue }
-                let lo = Int(chunk.reader.offsets[r]), hi = Int(chunk.reader.offsets[r + 1])
-                guard let n = chunk.find(Int32(keyFeature), in: lo..<hi) else { continue }
-                return try chunk.pair(n, map: map, queryFeature: q)
+        var locations: [(rowid: Int64, lastLead: Int)?] = []
+        locations.reserveCapacity(queryFeatures.count)
+        for q in queryFeatures {
+            let l = try chunkLocation(run: run, side: .query, head: head, lead: q, db)
+            locations.append(l.flatMap { $0.firstLead <= q ? ($0.rowid, $0.lastLead) : nil })
+        }
+        if let prefetcher, queryFeatures.count > 1 {
+            prefetcher.willNeed(rowids: locations.compactMap { $0?.rowid })
+        }
+        var opened: [Int64: ChunkEntries] = [:]
+        let columnCount = map.storedColumns(.query).count
+        func missing(_ q: Int) -> StoreError {
+            StoreError("\(path): run \(run): pair (head \(head), query feature \(q), key feature \(keyFeature)) is in the key-major ordering but not the query-major one (the store is damaged; run `qkdb verify`)")
+        }
+        return try zip(queryFeatures, locations).map { q, location in
+            guard let location else { throw missing(q) }
+            let chunk: ChunkEntries
+            if let c = opened[location.rowid] { chunk = c } else {
+                guard let record = try self.chunk(rowid: location.rowid, run: run, db), record.ordering == 0, record.head == head else { throw missing(q) }
+                chunk = try ChunkEntries(reader: try PairChunkReader(record: record, run: run, codec: map.codec, zstd: zstd, shape: shape),
+                                         columnCount: columnCount)
+                opened[location.rowid] = chunk
             }
-            throw StoreError("\(path): run \(run): pair (head \(head), query feature \(q), key feature \(keyFeature)) is in the key-major ordering but not the query-major one (the store is damaged; run `qkdb verify`)")
+            if let n = try chunk.entry(lead: q, trail: keyFeature, extent: shape.dKey) {
+                return try chunk.pair(n, map: map, queryFeature: q, keyFeature: keyFeature)
+            }
+            // The row may run on into the next chunk(s): the rare general path.
+            if location.lastLead == q {
+                for record in try chunks(run: run, side: .query, head: head, lead: q, db).dropFirst() {
+                    let more = try ChunkEntries(reader: try PairChunkReader(record: record, run: run, codec: map.codec, zstd: zstd, shape: shape),
+                                                columnCount: columnCount)
+                    if let n = try more.entry(lead: q, trail: keyFeature, extent: shape.dKey) {
+                        return try more.pair(n, map: map, queryFeature: q, keyFeature: keyFeature)
+                    }
+                }
+            }
+            throw missing(q)
         }
     }
 
-}
-
-/// A query-major chunk decoded once while answering one query.
-final class DecodedChunk {
-    let reader: PairChunkReader
-    let trails: [Int32]
-    private var decoded: ChunkFloats?
-    init(reader: PairChunkReader, trails: [Int32]) { self.reader = reader; self.trails = trails }
-
-    /// Entry `n` as a full row (the chunk's columns are decoded on first use).
-    func pair(_ n: Int, map: PairMapInfo, queryFeature: Int) throws -> PairRow {
-        let floats = try decoded ?? reader.floats(names: map.storedColumns(.query))
-        decoded = floats
-        return floats.pair(n, head: reader.record.head, queryFeature: queryFeature, keyFeature: Int(trails[n]), extraColumns: map.extraColumns)
-    }
-
-    /// The entry holding trailing feature `t` within `range` (one row, sorted), if any.
-    func find(_ t: Int32, in range: Range<Int>) -> Int? {
-        var lo = range.lowerBound, hi = range.upperBound
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if trails[mid] < t { lo = mid + 1 } else { hi = mid }
-        }
-        return lo < range.upperBound && trails[lo] == t ? lo : nil
-    }
 }
 
 /// Top-N selection with one deterministic order: by the key (descending unless ascending),

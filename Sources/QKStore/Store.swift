@@ -14,6 +14,8 @@ public final class Store: @unchecked Sendable {
     let zstd = Zstd()
     /// Per-run facts that queries consult on every call (shape, columns, codec), read once.
     var runCache: [Int64: CachedRun] = [:]
+    /// Read-ahead hints for cold chunk reads (read-only stores only; see `PagePrefetcher`).
+    var prefetcher: PagePrefetcher?
     /// The open transaction of `stage`, while one runs.
     var stageDatabase: Database?
 
@@ -36,12 +38,15 @@ public final class Store: @unchecked Sendable {
         config.readonly = mode == .readOnly
         config.busyMode = .timeout(10)
         config.foreignKeysEnabled = true
-        // Readers get a page cache big enough for a working set of chunks, so warm queries do not
-        // re-read pages; writers keep SQLite's small default, so a long write spills into the WAL
-        // as it goes instead of holding everything until commit.
+        // Readers get a 16 MiB page cache: room for the catalog, the zone index and a working set
+        // of chunks. Measured at 10M pairs, a 64 MiB cache made warm key queries slower (0.28 vs
+        // 0.24 ms p50): every page the cache grows by is fresh memory the kernel must fault in and
+        // zero, which costs more than re-reading a page from the OS cache. Writers keep SQLite's
+        // small default, so a long write spills into the WAL as it goes instead of holding
+        // everything until commit.
         if mode == .readOnly {
             config.prepareDatabase { db in
-                try db.execute(sql: "PRAGMA cache_size = -65536")
+                try db.execute(sql: "PRAGMA cache_size = -16384")
             }
         }
         do {
@@ -50,6 +55,7 @@ public final class Store: @unchecked Sendable {
             throw Store.wrap(error, path: path)
         }
         if exists {
+            if mode == .readOnly { prefetcher = try? dbQueue.read { Store.makePrefetcher(path: path, $0) } }
             try checkFormat()
         } else {
             do {
@@ -72,17 +78,30 @@ public final class Store: @unchecked Sendable {
 
     /// Rejects files that are not SQLite or are shorter than their own header says.
     static func checkFileHeader(_ path: String) throws {
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw StoreError("\(path): cannot be read") }
-        defer { try? handle.close() }
-        let header = (try? handle.read(upToCount: 100)) ?? Data()
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw StoreError("\(path): cannot be read") }
+        defer { close(fd) }
+        // The OS would answer a first read at offset 0 with a large read-ahead (here up to 8 MiB),
+        // which a cold query then waits behind. Ask for exactly the first page (up to 64 KiB,
+        // SQLite's largest) instead: SQLite's own read of it next finds it cached.
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM)
+        _ = posix_fadvise(fd, 0, 65536, POSIX_FADV_WILLNEED)
+        var header = [UInt8](repeating: 0, count: 100)
+        let got = header.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 100, 0) }
+        if got != 100 { header = [] }
         guard header.count == 100, header.starts(with: Array("SQLite format 3\0".utf8)) else {
             throw StoreError("\(path): not a qkdb store (not an SQLite database file)")
         }
         let rawPageSize = Int(header[16]) << 8 | Int(header[17])
         let pageSize = rawPageSize == 1 ? 65536 : rawPageSize
         let pages = header[28..<32].reduce(0) { $0 << 8 | Int($1) }
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        let walSize = (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0
+        // stat(2), not FileManager's attributes: those also look up the owner's user and group names.
+        func fileSize(_ p: String) -> Int {
+            var st = stat()
+            return stat(p, &st) == 0 ? Int(st.st_size) : 0
+        }
+        let size = fileSize(path)
+        let walSize = fileSize(path + "-wal")
         guard pageSize >= 512, pageSize.nonzeroBitCount == 1 else { throw StoreError("\(path): damaged SQLite header (page size \(rawPageSize))") }
         if walSize == 0 && (size % pageSize != 0 || size < pages * pageSize) {
             throw StoreError("\(path): truncated (\(size) bytes, its header describes \(pages * pageSize))")

@@ -1,0 +1,152 @@
+import Foundation
+import GRDB
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Read-ahead hints for SQLite pages a query is about to need, so that cold reads overlap.
+///
+/// SQLite reads one page at a time, waiting for each: a key-feature query that fetches ten
+/// query-major chunks from disk pays ten disk round trips one after another (~0.1 ms each for a
+/// 64 KiB page here). The disk itself serves several outstanding requests at once, so telling the
+/// kernel about all ten pages first (`posix_fadvise(WILLNEED)`, which starts the reads and returns)
+/// makes SQLite's own reads that follow find them in the OS cache: measured, ten cold 64 KiB reads
+/// take ~1.0 ms one by one and ~0.6 ms after hints.
+///
+/// To name the page of a chunk row, this walks the `pair_chunks` table's b-tree by rowid through
+/// its interior pages (SQLite's documented file format: an interior table page lists child page
+/// numbers with the largest rowid each child holds). Interior pages are few (one 64 KiB root page
+/// covers ~7,000 leaves) and are parsed once per open store. Everything here is advisory: a page
+/// it cannot parse, a stale page (the WAL may hold a newer copy), or a failing call only means no
+/// hint, never a wrong answer, because the rows are still read through SQLite.
+final class PagePrefetcher {
+    private let fd: Int32
+    private let pageSize: Int
+    private let rootPage: Int
+    private let pageCount: Int
+    /// Parsed interior pages: for each, (largest rowid, child page) sorted by rowid, plus the right-most child.
+    private var interior: [Int: (cells: [(key: Int64, child: Int)], rightmost: Int)] = [:]
+    /// Interior levels above the leaves, learned from the first complete descent (all leaves of a
+    /// b-tree sit at the same depth, so later descents stop one level short of reading the leaf).
+    private var interiorDepth: Int?
+
+    init?(path: String, rootPage: Int, pageSize: Int) {
+        guard rootPage > 1, pageSize >= 512, pageSize <= 65536 else { return nil }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_size > 0 else { close(fd); return nil }
+        self.fd = fd
+        self.pageSize = pageSize
+        self.rootPage = rootPage
+        self.pageCount = Int(st.st_size) / pageSize
+    }
+
+    deinit { close(fd) }
+
+    /// Tells the kernel to start reading the given pages (1-based page numbers) now.
+    func willNeed(pages: [Int]) {
+        for p in Set(pages) where p >= 1 && p <= pageCount {
+            _ = posix_fadvise(fd, off_t((p - 1) * pageSize), off_t(pageSize), POSIX_FADV_WILLNEED)
+        }
+    }
+
+    /// Starts reading the leaf pages that hold these rowids of the table. The descent goes one
+    /// level at a time and hints each level's pages before parsing them, so even the first call
+    /// (which still has to read one leaf to learn the tree's depth) waits on one overlapped batch
+    /// per level.
+    func willNeed(rowids: [Int64]) {
+        var frontier = rowids.map { (rowid: $0, page: rootPage) }
+        var level = 0
+        while !frontier.isEmpty && level < 16 {
+            if let depth = interiorDepth, level >= depth {
+                willNeed(pages: frontier.map(\.page))
+                return
+            }
+            willNeed(pages: frontier.filter { interior[$0.page] == nil }.map(\.page))
+            var next: [(rowid: Int64, page: Int)] = []
+            for entry in frontier {
+                guard let node = interiorPage(entry.page) else { continue }
+                guard let node else {
+                    // A leaf: all leaves of a b-tree sit at the same depth, learned here once.
+                    if interiorDepth == nil { interiorDepth = level }
+                    continue
+                }
+                next.append((entry.rowid, Self.child(of: node, for: entry.rowid)))
+            }
+            frontier = next
+            level += 1
+        }
+    }
+
+    private static func child(of node: (cells: [(key: Int64, child: Int)], rightmost: Int), for rowid: Int64) -> Int {
+        var lo = 0, hi = node.cells.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if node.cells[mid].key < rowid { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < node.cells.count ? node.cells[lo].child : node.rightmost
+    }
+
+    /// nil: the page cannot be read or parsed; .some(nil): a table leaf; otherwise the parsed interior page.
+    private func interiorPage(_ page: Int) -> (cells: [(key: Int64, child: Int)], rightmost: Int)?? {
+        if let node = interior[page] { return .some(node) }
+        guard page >= 1, page <= pageCount else { return nil }
+        var bytes = [UInt8](repeating: 0, count: pageSize)
+        let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, pageSize, off_t((page - 1) * pageSize)) }
+        guard n == pageSize else { return nil }
+        let header = page == 1 ? 100 : 0
+        switch bytes[header] {
+        case 0x0D: return .some(nil)
+        case 0x05: break
+        default: return nil
+        }
+        func be16(_ i: Int) -> Int { Int(bytes[i]) << 8 | Int(bytes[i + 1]) }
+        func be32(_ i: Int) -> Int { Int(bytes[i]) << 24 | Int(bytes[i + 1]) << 16 | Int(bytes[i + 2]) << 8 | Int(bytes[i + 3]) }
+        let count = be16(header + 3)
+        let rightmost = be32(header + 8)
+        guard header + 12 + 2 * count <= pageSize else { return nil }
+        var cells: [(key: Int64, child: Int)] = []
+        cells.reserveCapacity(count)
+        for i in 0..<count {
+            let at = be16(header + 12 + 2 * i)
+            guard at + 5 <= pageSize else { return nil }
+            let child = be32(at)
+            // The key is a SQLite varint: up to 8 bytes of 7 bits, a 9th of 8 bits.
+            var key: Int64 = 0
+            var j = at + 4
+            var used = 0
+            while true {
+                guard j < pageSize else { return nil }
+                let b = bytes[j]
+                used += 1; j += 1
+                if used == 9 { key = (key << 8) | Int64(b); break }
+                key = (key << 7) | Int64(b & 0x7F)
+                if b & 0x80 == 0 { break }
+            }
+            if let last = cells.last, last.key >= key { return nil }
+            cells.append((key, child))
+        }
+        let node = (cells: cells, rightmost: rightmost)
+        interior[page] = node
+        return .some(node)
+    }
+}
+
+extension Store {
+    /// Builds the open store's prefetcher and hints the root pages every pairs query reads right
+    /// after opening (the catalog tables, the chunk table and its zone index), so a cold open reads
+    /// them together instead of one by one. nil when the file cannot be read that way: queries
+    /// then read without hints.
+    static func makePrefetcher(path: String, _ db: Database) -> PagePrefetcher? {
+        guard let size = try? Int.fetchOne(db, sql: "PRAGMA page_size"),
+              let table = try? Int.fetchOne(db, sql: "SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = 'pair_chunks'"),
+              let roots = try? Int.fetchAll(db, sql: """
+                SELECT rootpage FROM sqlite_schema
+                WHERE name IN ('meta', 'runs', 'pair_maps', 'pair_chunks', 'pair_chunks_zone') AND rootpage > 1
+                """),
+              let prefetcher = PagePrefetcher(path: path, rootPage: table, pageSize: size) else { return nil }
+        prefetcher.willNeed(pages: roots)
+        return prefetcher
+    }
+}
