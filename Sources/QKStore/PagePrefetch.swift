@@ -138,15 +138,10 @@ extension Store {
     /// after opening (the catalog tables, the chunk table and its zone index), so a cold open reads
     /// them together instead of one by one. nil when the file cannot be read that way: queries
     /// then read without hints.
-    static func makePrefetcher(path: String, _ db: Database) -> PagePrefetcher? {
-        guard let size = try? Int.fetchOne(db, sql: "PRAGMA page_size"),
-              let table = try? Int.fetchOne(db, sql: "SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = 'pair_chunks'"),
-              let roots = try? Int.fetchAll(db, sql: """
-                SELECT rootpage FROM sqlite_schema
-                WHERE name IN ('meta', 'runs', 'pair_maps', 'pair_chunks', 'pair_chunks_zone') AND rootpage > 1
-                """),
+    static func makePrefetcher(path: String, roots: [String: Int], _ db: Database) -> PagePrefetcher? {
+        guard let size = try? Int.fetchOne(db, sql: "PRAGMA page_size"), let table = roots["pair_chunks"],
               let prefetcher = PagePrefetcher(path: path, rootPage: table, pageSize: size) else { return nil }
-        prefetcher.willNeed(pages: roots)
+        prefetcher.willNeed(pages: roots.values.filter { $0 > 1 })
         return prefetcher
     }
 }

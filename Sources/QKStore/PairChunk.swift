@@ -44,7 +44,7 @@ struct PairChunkEncoder {
         return zstd.compress(shuffled)
     }
 
-    /// Columns (each `count` long) shuffled one by one, concatenated, compressed as one frame.
+    /// Columns (each `count` long) shuffled one by one, concatenated, stored as `FloatPlanes`.
     func encodeFloats(_ columns: [ArraySlice<Float>]) -> [UInt8] {
         var bytes: [UInt8] = []
         for values in columns {
@@ -56,7 +56,8 @@ struct PairChunkEncoder {
                 bytes += halves.withUnsafeBytes { ByteShuffle.shuffle($0, width: 2) }
             }
         }
-        return zstd.compress(bytes)
+        let nnz = columns.first?.count ?? 0
+        return FloatPlanes.encode(bytes, planeCount: columns.count * codec.byteWidth, nnz: nnz, zstd: zstd)
     }
 
     /// Builds one chunk from entries `range` of an ordering given as parallel sorted arrays.
@@ -174,7 +175,8 @@ struct PairChunkReader {
     func floats(columnCount: Int) throws -> [Float] {
         let count = columnCount * record.nnz
         let width = codec.byteWidth
-        let shuffled = try zstd.decompressBytes(record.floats, count: width * count, what: "\(record.name(run: run)) float columns")
+        let shuffled = try FloatPlanes(record.floats, planeCount: width * columnCount, nnz: record.nnz, zstd: zstd,
+                                       what: "\(record.name(run: run)) float columns").allPlanes()
         let n = record.nnz
         let codec = self.codec
         return [Float](unsafeUninitializedCapacity: count) { out, initialized in

@@ -127,16 +127,16 @@ extension Store {
     func rowKeys(run: Int64, map: PairMapInfo, shape: PairMapShape, side: FeatureSide, feature: Int, head: Int,
                  column: PairColumn?, _ db: Database) throws -> (trails: [Int32], values: [Float]) {
         var trailsOut: [Int32] = [], valuesOut: [Float] = []
+        let stored = map.storedColumns(side)
         for record in try chunks(run: run, side: side, head: head, lead: feature, db) {
             let reader = try PairChunkReader(record: record, run: run, codec: map.codec(side), zstd: zstd, shape: shape)
             guard let r = reader.row(of: feature) else { continue }
-            let range = Int(reader.offsets[r])..<Int(reader.offsets[r + 1])
-            let trails = try reader.trails(extent: shape.extent(side.other))
-            trailsOut += trails[range]
+            // Only this row's features and values are rebuilt, not the whole chunk's.
+            let entries = try ChunkEntries(reader: reader, columnCount: stored.count)
+            trailsOut += try entries.rowTrails(r, extent: shape.extent(side.other))
             if let column {
-                let floats = try reader.floats(names: map.storedColumns(side))
-                guard let values = floats.column(column) else { throw StoreError("\(path): \(record.name(run: run)) lacks its \(column.rawValue) column") }
-                valuesOut += values[(values.startIndex + range.lowerBound)..<(values.startIndex + range.upperBound)]
+                guard let c = stored.firstIndex(of: column.rawValue) else { throw StoreError("\(path): \(record.name(run: run)) lacks its \(column.rawValue) column") }
+                valuesOut += try entries.values(column: c, range: Int(reader.offsets[r])..<Int(reader.offsets[r + 1]))
             }
         }
         return (trailsOut, valuesOut)
@@ -162,6 +162,7 @@ extension Store {
         }
         var opened: [Int64: ChunkEntries] = [:]
         let columnCount = map.storedColumns(.query).count
+        let slots = ColumnSlots(map.storedColumns(.query), extraColumns: map.extraColumns)
         func missing(_ q: Int) -> StoreError {
             StoreError("\(path): run \(run): pair (head \(head), query feature \(q), key feature \(keyFeature)) is in the key-major ordering but not the query-major one (the store is damaged; run `qkdb verify`)")
         }
@@ -175,7 +176,7 @@ extension Store {
                 opened[location.rowid] = chunk
             }
             if let n = try chunk.entry(lead: q, trail: keyFeature, extent: shape.dKey) {
-                return try chunk.pair(n, map: map, queryFeature: q, keyFeature: keyFeature)
+                return try chunk.pair(n, slots: slots, queryFeature: q, keyFeature: keyFeature)
             }
             // The row may run on into the next chunk(s): the rare general path.
             if location.lastLead == q {
@@ -183,7 +184,7 @@ extension Store {
                     let more = try ChunkEntries(reader: try PairChunkReader(record: record, run: run, codec: map.codec, zstd: zstd, shape: shape),
                                                 columnCount: columnCount)
                     if let n = try more.entry(lead: q, trail: keyFeature, extent: shape.dKey) {
-                        return try more.pair(n, map: map, queryFeature: q, keyFeature: keyFeature)
+                        return try more.pair(n, slots: slots, queryFeature: q, keyFeature: keyFeature)
                     }
                 }
             }

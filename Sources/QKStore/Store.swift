@@ -55,14 +55,15 @@ public final class Store: @unchecked Sendable {
             throw Store.wrap(error, path: path)
         }
         if exists {
-            if mode == .readOnly { prefetcher = try? dbQueue.read { Store.makePrefetcher(path: path, $0) } }
-            try checkFormat()
+            try checkFormat(readOnly: mode == .readOnly)
         } else {
             do {
                 try dbQueue.writeWithoutTransaction { db in
-                    // 64 KiB pages hold many ~6 KB chunk rows each, so little space is lost to page
-                    // fragmentation, and one read brings in a whole chunk.
-                    try db.execute(sql: "PRAGMA page_size = 65536")
+                    // 32 KiB pages hold ~7 chunk rows of 4-6 KB each, so little space is lost to
+                    // page fragmentation (~4% more bytes than 64 KiB pages at 10M pairs) and one
+                    // read brings in a whole chunk; half the bytes of a 64 KiB page per read made
+                    // cold key queries ~15% and warm ones ~8% faster (every fetch copies a page).
+                    try db.execute(sql: "PRAGMA page_size = 32768")
                     try db.execute(sql: "PRAGMA journal_mode = WAL")
                     try db.inTransaction {
                         try db.execute(sql: StoreSchema.sql)
@@ -108,14 +109,29 @@ public final class Store: @unchecked Sendable {
         }
     }
 
-    private func checkFormat() throws {
+    /// Checks the meta table (a qkdb store, of a format this build reads) in one read, and on a
+    /// read-only store sets up the page prefetcher from the same look at `sqlite_schema`.
+    private func checkFormat(readOnly: Bool) throws {
         let version: String?
         let application: String?
         do {
-            (version, application) = try dbQueue.read { db in
-                guard try db.tableExists("meta") else { return (nil, nil) }
-                return (try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'format_version'"),
-                        try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'application'"))
+            (version, application, prefetcher) = try dbQueue.read { db in
+                var roots: [String: Int] = [:]
+                let schema = try Row.fetchCursor(db, sql: """
+                    SELECT name, rootpage FROM sqlite_schema
+                    WHERE name IN ('meta', 'runs', 'pair_maps', 'pair_chunks', 'pair_chunks_zone')
+                    """)
+                while let row = try schema.next() {
+                    if let name = String.fromDatabaseValue(row[0]), let root = Int.fromDatabaseValue(row[1]) { roots[name] = root }
+                }
+                guard roots["meta"] != nil else { return (nil, nil, nil) }
+                let prefetcher = readOnly ? Store.makePrefetcher(path: path, roots: roots, db) : nil
+                var meta: [String: String] = [:]
+                let rows = try Row.fetchCursor(db, sql: "SELECT key, value FROM meta WHERE key IN ('format_version', 'application')")
+                while let row = try rows.next() {
+                    if let key = String.fromDatabaseValue(row[0]), let value = String.fromDatabaseValue(row[1]) { meta[key] = value }
+                }
+                return (meta["format_version"], meta["application"], prefetcher)
             }
         } catch {
             throw Store.wrap(error, path: path)

@@ -19,6 +19,7 @@ struct StoreBenchCommand: ParsableCommand {
     @Option(help: "File of queries, one per line: `query|key HEAD FEATURE`.") var queries: String
     @Option var top: Int = 10
     @Flag var cold = false
+    @Flag(help: "With --cold: reopen before each query but leave the OS cache alone (isolates the cost of opening).") var keepCache = false
 
     func run() throws {
         let lines = try String(contentsOfFile: queries, encoding: .utf8).split(separator: "\n")
@@ -36,7 +37,7 @@ struct StoreBenchCommand: ParsableCommand {
         for q in parsed {
             if cold {
                 store = nil   // the previous query's store is closed before the clock starts: a cold query is a fresh open
-                Self.evict(location.store); Self.evict(location.store + "-wal")
+                if !keepCache { Self.evict(location.store); Self.evict(location.store + "-wal") }
             }
             let t0 = DispatchTime.now().uptimeNanoseconds
             if store == nil { store = try Store(path: location.store) }
