@@ -24,8 +24,8 @@ final class PagePrefetcher {
     private let pageSize: Int
     private let rootPage: Int
     private let pageCount: Int
-    /// Parsed interior pages: for each, (largest rowid, child page) sorted by rowid, plus the right-most child.
-    private var interior: [Int: (cells: [(key: Int64, child: Int)], rightmost: Int)] = [:]
+    /// Interior pages read so far (searched in place: a cold query cannot afford parsing thousands of cells).
+    private var interior: [Int: InteriorPage] = [:]
     /// Interior levels above the leaves, learned from the first complete descent (all leaves of a
     /// b-tree sit at the same depth, so later descents stop one level short of reading the leaf).
     private var interiorDepth: Int?
@@ -51,45 +51,42 @@ final class PagePrefetcher {
         }
     }
 
-    /// Starts reading the leaf pages that hold these rowids of the table. The descent goes one
-    /// level at a time and hints each level's pages before parsing them, so even the first call
-    /// (which still has to read one leaf to learn the tree's depth) waits on one overlapped batch
-    /// per level.
+    /// Starts reading the leaf pages that hold these rowids of the table.
     func willNeed(rowids: [Int64]) {
+        willNeed(pages: leafPages(for: rowids, hint: true))
+    }
+
+    /// The leaf pages holding these rowids (those it can find). The descent goes one level at a
+    /// time; with `hint`, each level's unread pages are hinted before they are parsed, so even the
+    /// first call (which has to read down to a leaf once to learn the tree's depth) waits on one
+    /// overlapped batch per level.
+    func leafPages(for rowids: [Int64], hint: Bool = false) -> [Int] {
         var frontier = rowids.map { (rowid: $0, page: rootPage) }
+        var leaves: [Int] = []
         var level = 0
         while !frontier.isEmpty && level < 16 {
-            if let depth = interiorDepth, level >= depth {
-                willNeed(pages: frontier.map(\.page))
-                return
-            }
-            willNeed(pages: frontier.filter { interior[$0.page] == nil }.map(\.page))
+            if let depth = interiorDepth, level >= depth { return leaves + frontier.map(\.page) }
+            if hint { willNeed(pages: frontier.filter { interior[$0.page] == nil }.map(\.page)) }
             var next: [(rowid: Int64, page: Int)] = []
             for entry in frontier {
                 guard let node = interiorPage(entry.page) else { continue }
                 guard let node else {
                     // A leaf: all leaves of a b-tree sit at the same depth, learned here once.
                     if interiorDepth == nil { interiorDepth = level }
+                    leaves.append(entry.page)
                     continue
                 }
-                next.append((entry.rowid, Self.child(of: node, for: entry.rowid)))
+                if let child = node.child(for: entry.rowid) { next.append((entry.rowid, child)) }
             }
             frontier = next
             level += 1
         }
+        return leaves
     }
 
-    private static func child(of node: (cells: [(key: Int64, child: Int)], rightmost: Int), for rowid: Int64) -> Int {
-        var lo = 0, hi = node.cells.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if node.cells[mid].key < rowid { lo = mid + 1 } else { hi = mid }
-        }
-        return lo < node.cells.count ? node.cells[lo].child : node.rightmost
-    }
-
-    /// nil: the page cannot be read or parsed; .some(nil): a table leaf; otherwise the parsed interior page.
-    private func interiorPage(_ page: Int) -> (cells: [(key: Int64, child: Int)], rightmost: Int)?? {
+    /// nil: the page cannot be read or is not a table b-tree page; .some(nil): a table leaf;
+    /// otherwise the interior page.
+    private func interiorPage(_ page: Int) -> InteriorPage?? {
         if let node = interior[page] { return .some(node) }
         guard page >= 1, page <= pageCount else { return nil }
         var bytes = [UInt8](repeating: 0, count: pageSize)
@@ -101,35 +98,55 @@ final class PagePrefetcher {
         case 0x05: break
         default: return nil
         }
-        func be16(_ i: Int) -> Int { Int(bytes[i]) << 8 | Int(bytes[i + 1]) }
-        func be32(_ i: Int) -> Int { Int(bytes[i]) << 24 | Int(bytes[i + 1]) << 16 | Int(bytes[i + 2]) << 8 | Int(bytes[i + 3]) }
-        let count = be16(header + 3)
-        let rightmost = be32(header + 8)
-        guard header + 12 + 2 * count <= pageSize else { return nil }
-        var cells: [(key: Int64, child: Int)] = []
-        cells.reserveCapacity(count)
-        for i in 0..<count {
-            let at = be16(header + 12 + 2 * i)
-            guard at + 5 <= pageSize else { return nil }
-            let child = be32(at)
-            // The key is a SQLite varint: up to 8 bytes of 7 bits, a 9th of 8 bits.
-            var key: Int64 = 0
-            var j = at + 4
-            var used = 0
-            while true {
-                guard j < pageSize else { return nil }
-                let b = bytes[j]
-                used += 1; j += 1
-                if used == 9 { key = (key << 8) | Int64(b); break }
-                key = (key << 7) | Int64(b & 0x7F)
-                if b & 0x80 == 0 { break }
-            }
-            if let last = cells.last, last.key >= key { return nil }
-            cells.append((key, child))
-        }
-        let node = (cells: cells, rightmost: rightmost)
+        guard let node = InteriorPage(bytes: bytes, header: header) else { return nil }
         interior[page] = node
         return .some(node)
+    }
+}
+
+/// An interior page of a table b-tree: cells of (child page, largest rowid in that child) in rowid
+/// order, plus the right-most child for larger rowids. Searched in place.
+private struct InteriorPage {
+    let bytes: [UInt8]
+    let header: Int
+    let count: Int
+    let rightmost: Int
+
+    init?(bytes: [UInt8], header: Int) {
+        self.bytes = bytes; self.header = header
+        count = Int(bytes[header + 3]) << 8 | Int(bytes[header + 4])
+        rightmost = Self.be32(bytes, header + 8)
+        guard header + 12 + 2 * count <= bytes.count else { return nil }
+    }
+
+    static func be32(_ b: [UInt8], _ i: Int) -> Int { Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3]) }
+
+    /// Cell `i` as (child, key), or nil when it points outside the page.
+    func cell(_ i: Int) -> (child: Int, key: Int64)? {
+        let at = Int(bytes[header + 12 + 2 * i]) << 8 | Int(bytes[header + 13 + 2 * i])
+        guard at + 5 <= bytes.count else { return nil }
+        // The key is a SQLite varint: up to 8 bytes of 7 bits, then a 9th of 8 bits.
+        var key: Int64 = 0
+        var j = at + 4
+        for used in 1...9 {
+            guard j < bytes.count else { return nil }
+            let b = bytes[j]; j += 1
+            if used == 9 { key = (key << 8) | Int64(b); break }
+            key = (key << 7) | Int64(b & 0x7F)
+            if b & 0x80 == 0 { break }
+        }
+        return (Self.be32(bytes, at), key)
+    }
+
+    /// The child page that holds `rowid` (the first cell whose key is at least it, else the right-most).
+    func child(for rowid: Int64) -> Int? {
+        var lo = 0, hi = count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            guard let c = cell(mid) else { return nil }
+            if c.key < rowid { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < count ? cell(lo)?.child : rightmost
     }
 }
 
