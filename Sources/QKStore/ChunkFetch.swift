@@ -8,16 +8,13 @@ import GRDBSQLite
 extension Store {
     /// The first chunk of one ordering and head whose zone reaches `lead` (the `chunks` fast path).
     func firstChunk(run: Int64, side: FeatureSide, head: Int, lead: Int, _ db: Database) throws -> PairChunkRecord? {
-        let statement = try db.cachedStatement(sql: """
-            SELECT \(Store.chunkColumns) FROM pair_chunks
-            WHERE run_id = ? AND ordering = ? AND head = ? AND last_lead >= ? ORDER BY last_lead, first_lead LIMIT 1
-            """)
+        let statement = try hotStatement(.firstChunk, db)
         return try stepChunk(statement, run: run, [run, Int64(side.ordering), Int64(head), Int64(lead)], db)
     }
 
     /// The chunk stored in table row `rowid` (found earlier with `chunkLocation`).
     func chunk(rowid: Int64, run: Int64, _ db: Database) throws -> PairChunkRecord? {
-        let statement = try db.cachedStatement(sql: "SELECT \(Store.chunkColumns) FROM pair_chunks WHERE rowid = ?")
+        let statement = try hotStatement(.chunkByRowid, db)
         return try stepChunk(statement, run: run, [rowid], db)
     }
 
@@ -25,10 +22,7 @@ extension Store {
     /// zone-map index alone (it covers these columns): no chunk is read, so a caller can locate all
     /// the chunks it needs, hint their pages to the OS, and only then read them.
     func chunkLocation(run: Int64, side: FeatureSide, head: Int, lead: Int, _ db: Database) throws -> (rowid: Int64, firstLead: Int, lastLead: Int)? {
-        let statement = try db.cachedStatement(sql: """
-            SELECT rowid, first_lead, last_lead FROM pair_chunks
-            WHERE run_id = ? AND ordering = ? AND head = ? AND last_lead >= ? ORDER BY last_lead, first_lead LIMIT 1
-            """)
+        let statement = try hotStatement(.chunkLocation, db)
         let s = statement.sqliteStatement
         try bind(s, [run, Int64(side.ordering), Int64(head), Int64(lead)])
         defer { sqlite3_reset(s) }
@@ -37,6 +31,36 @@ extension Store {
             throw StoreError("\(path): a chunk zone of run \(run) is damaged")
         }
         return (sqlite3_column_int64(s, 0), Int(sqlite3_column_int64(s, 1)), Int(sqlite3_column_int64(s, 2)))
+    }
+
+    /// The statements every pairs query steps, prepared once per open store and kept: GRDB's
+    /// statement cache would hash and compare each one's SQL text on every call (~20 per key query).
+    enum HotStatement: Int, CaseIterable {
+        case firstChunk, chunkByRowid, chunkLocation
+
+        var sql: String {
+            switch self {
+            case .firstChunk:
+                return """
+                    SELECT \(Store.chunkColumns) FROM pair_chunks
+                    WHERE run_id = ? AND ordering = ? AND head = ? AND last_lead >= ? ORDER BY last_lead, first_lead LIMIT 1
+                    """
+            case .chunkByRowid:
+                return "SELECT \(Store.chunkColumns) FROM pair_chunks WHERE rowid = ?"
+            case .chunkLocation:
+                return """
+                    SELECT rowid, first_lead, last_lead FROM pair_chunks
+                    WHERE run_id = ? AND ordering = ? AND head = ? AND last_lead >= ? ORDER BY last_lead, first_lead LIMIT 1
+                    """
+            }
+        }
+    }
+
+    func hotStatement(_ which: HotStatement, _ db: Database) throws -> Statement {
+        if let s = hotStatements[which.rawValue] { return s }
+        let s = try db.makeStatement(sql: which.sql)
+        hotStatements[which.rawValue] = s
+        return s
     }
 
     private func bind(_ s: OpaquePointer?, _ values: [Int64]) throws {

@@ -51,9 +51,60 @@ final class PagePrefetcher {
         }
     }
 
+    /// Like `willNeed(pages:)`, but first asks whether each page is already in the OS cache
+    /// (a one-byte `preadv2(RWF_NOWAIT)`, which fails instead of waiting for the disk) and hints
+    /// only those that are not: on a warm file a hint costs a page-cache walk for nothing, about
+    /// five times the price of the question.
+    func willNeedUncached(pages: [Int]) {
+        guard let probe = Self.preadv2 else { return willNeed(pages: pages) }
+        var byte: UInt8 = 0
+        let missing = Set(pages).filter { p in
+            guard p >= 1 && p <= pageCount else { return false }
+            return withUnsafeMutableBytes(of: &byte) { b in
+                var iov = iovec(iov_base: b.baseAddress, iov_len: 1)
+                return probe(fd, &iov, 1, off_t((p - 1) * pageSize), Self.rwfNoWait) != 1
+            }
+        }
+        willNeed(pages: Array(missing))
+    }
+
+    /// glibc's preadv2, looked up at run time (Swift's Glibc module does not declare it); nil
+    /// where the C library lacks it, and then every page is hinted.
+    private typealias PReadV2 = @convention(c) (Int32, UnsafePointer<iovec>?, Int32, off_t, Int32) -> Int
+    private static let preadv2: PReadV2? = dlsym(nil, "preadv2").map { unsafeBitCast($0, to: PReadV2.self) }
+    /// RWF_NOWAIT (linux/fs.h): fail with EAGAIN rather than block on I/O.
+    private static let rwfNoWait: Int32 = 0x0000_0008
+
+    /// The zone index's root page (format 2 column order: run, head, ordering, last_lead, ...), if known.
+    var zoneRoot: Int?
+
+    /// Hints the zone-index pages below the root that hold the entries between (run, head,
+    /// ordering, lead) keys `from` and `through`: a query calls this first, so the index page its
+    /// lookups need loads while it does its CPU work (catalog, statements) instead of after.
+    /// Only the root is read (it was hinted at open); its children are hinted, not read, so
+    /// nothing here waits on the disk.
+    func willNeedZone(from lo: [Int64], through hi: [Int64]) {
+        guard let zoneRoot, zoneRoot <= pageCount else { return }
+        var bytes = [UInt8](repeating: 0, count: pageSize)
+        let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, pageSize, off_t((zoneRoot - 1) * pageSize)) }
+        guard n == pageSize, let node = IndexInteriorPage(bytes: bytes, header: zoneRoot == 1 ? 100 : 0) else { return }
+        willNeed(pages: node.children(from: lo, through: hi))
+    }
+
+    /// When the table's root is an interior page with only a few children that are interior
+    /// pages themselves (a table of thousands of leaves), starts reading them all: every chunk
+    /// lookup passes through one of them, so the first one need not wait its own turn on disk.
+    func hintUpperLevel() {
+        // Few children in a big file: they are interior pages (a root page alone points at
+        // thousands of leaves), not a handful of leaves of a small table.
+        guard pageCount > 1024, let root = interiorPage(rootPage), let root, root.count < 16 else { return }
+        let children = (0..<root.count).compactMap { root.cell($0)?.child } + [root.rightmost]
+        willNeed(pages: children)
+    }
+
     /// Starts reading the leaf pages that hold these rowids of the table.
     func willNeed(rowids: [Int64]) {
-        willNeed(pages: leafPages(for: rowids, hint: true))
+        willNeedUncached(pages: leafPages(for: rowids, hint: true))
     }
 
     /// The leaf pages holding these rowids (those it can find). The descent goes one level at a
@@ -152,13 +203,95 @@ private struct InteriorPage {
 
 extension Store {
     /// Builds the open store's prefetcher and hints the root pages every pairs query reads right
-    /// after opening (the catalog tables, the chunk table and its zone index), so a cold open reads
-    /// them together instead of one by one. nil when the file cannot be read that way: queries
+    /// after opening (the catalog tables, the chunk table and its indexes: `roots` maps each to
+    /// its root page), so a cold open reads them together instead of one by one. nil when the file cannot be read that way: queries
     /// then read without hints.
-    static func makePrefetcher(path: String, roots: [String: Int], _ db: Database) -> PagePrefetcher? {
+    static func makePrefetcher(path: String, roots: [String: Int], zoneRoot: Int?, _ db: Database) -> PagePrefetcher? {
         guard let size = try? Int.fetchOne(db, sql: "PRAGMA page_size"), let table = roots["pair_chunks"],
               let prefetcher = PagePrefetcher(path: path, rootPage: table, pageSize: size) else { return nil }
+        prefetcher.zoneRoot = zoneRoot
         prefetcher.willNeed(pages: roots.values.filter { $0 > 1 })
+        prefetcher.hintUpperLevel()
         return prefetcher
+    }
+}
+
+/// An interior page of an index b-tree (type 0x02): cells of (left child, key record) in key
+/// order, plus the right-most child. Only the leading integer columns of each key are decoded.
+private struct IndexInteriorPage {
+    let bytes: [UInt8]
+    let header: Int
+    let count: Int
+    let rightmost: Int
+
+    init?(bytes: [UInt8], header: Int) {
+        guard bytes[header] == 0x02 else { return nil }
+        self.bytes = bytes; self.header = header
+        count = Int(bytes[header + 3]) << 8 | Int(bytes[header + 4])
+        rightmost = InteriorPage.be32(bytes, header + 8)
+        guard header + 12 + 2 * count <= bytes.count else { return nil }
+    }
+
+    private func varint(_ i: inout Int) -> Int64? {
+        var v: Int64 = 0
+        for used in 1...9 {
+            guard i < bytes.count else { return nil }
+            let b = bytes[i]; i += 1
+            if used == 9 { return (v << 8) | Int64(b) }
+            v = (v << 7) | Int64(b & 0x7F)
+            if b & 0x80 == 0 { return v }
+        }
+        return v
+    }
+
+    /// Cell `i`: its left child and the first `columns` integer values of its key (nil if damaged
+    /// or not integers).
+    func cell(_ i: Int, columns: Int) -> (child: Int, key: [Int64])? {
+        var at = Int(bytes[header + 12 + 2 * i]) << 8 | Int(bytes[header + 13 + 2 * i])
+        guard at + 4 < bytes.count else { return nil }
+        let child = InteriorPage.be32(bytes, at)
+        at += 4
+        guard varint(&at) != nil else { return nil }          // payload size
+        let recordStart = at
+        guard let headerSize = varint(&at) else { return nil }
+        var types: [Int64] = []
+        while types.count < columns && at < recordStart + Int(headerSize) {
+            guard let t = varint(&at) else { return nil }
+            types.append(t)
+        }
+        guard types.count == columns else { return nil }
+        var value = recordStart + Int(headerSize)
+        var key: [Int64] = []
+        for t in types {
+            let width: Int
+            switch t {
+            case 8: key.append(0); continue
+            case 9: key.append(1); continue
+            case 1, 2, 3, 4: width = Int(t)
+            case 5: width = 6
+            case 6: width = 8
+            default: return nil
+            }
+            guard value + width <= bytes.count else { return nil }
+            var v = Int64(Int8(bitPattern: bytes[value]))       // sign from the first byte
+            for j in 1..<width { v = (v << 8) | Int64(bytes[value + j]) }
+            key.append(v)
+            value += width
+        }
+        return (child, key)
+    }
+
+    /// The children whose key ranges meet [lo, hi] (compared on lo.count leading columns).
+    func children(from lo: [Int64], through hi: [Int64]) -> [Int] {
+        var out: [Int] = []
+        for i in 0..<count {
+            guard let c = cell(i, columns: lo.count) else { return [] }
+            // Child i holds keys below cell i's key: it meets the range unless the key is below lo.
+            if c.key.lexicographicallyPrecedes(lo) { continue }
+            out.append(c.child)
+            if !c.key.lexicographicallyPrecedes(hi) && c.key != hi { return out }
+        }
+        out.append(rightmost)
+        return out
     }
 }

@@ -104,7 +104,7 @@ struct PairChunkReader {
 
     init(record: PairChunkRecord, run: Int64, codec: ValueCodec, zstd: Zstd, shape: PairMapShape) throws {
         self.record = record; self.run = run; self.codec = codec; self.zstd = zstd
-        let name = record.name(run: run)
+        var name: String { record.name(run: run) }   // built only for an error message
         guard record.computeChecksum() == record.checksum else { throw StoreError("\(name): checksum mismatch (the chunk is corrupt)") }
         let leadSide: FeatureSide = record.ordering == 0 ? .query : .key
         let nnz = record.nnz

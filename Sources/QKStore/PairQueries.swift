@@ -23,6 +23,13 @@ extension Store {
     /// Finds chunks through the zone-map index, decodes only those, and ranks in memory.
     public func pairs(run: Int64, _ query: PairQuery) throws -> [PairRow] {
         try read { db in
+            if let prefetcher, let h = query.head {
+                // Before anything else: start loading the zone-index page(s) this query will look
+                // up (the feature's own entry and, for a key feature, the head's query-major
+                // entries its pairs are fetched through), so a cold read overlaps the catalog work.
+                let key: [Int64] = [run, Int64(h), Int64(query.side.ordering), Int64(query.feature)]
+                prefetcher.willNeedZone(from: query.side == .key ? [run, Int64(h), 0, 0] : key, through: key)
+            }
             let cached = try cachedRun(run, db)
             let shape = cached.shape
             guard let map = cached.pairMap else { throw StoreError("\(path): run \(run) has no pair map yet") }
@@ -94,6 +101,13 @@ extension Store {
     func rankedRow(run: Int64, map: PairMapInfo, shape: PairMapShape, side: FeatureSide, feature: Int, head: Int,
                    top: Int, order: PairColumn, ascending: Bool, _ db: Database) throws -> [PairRow] {
         if side == .key {
+            // On a cold file: start reading the key row's chunk now, and prepare the statements
+            // the fetches will need while it loads (preparing is CPU work a cold query has to do
+            // anyway; here it overlaps the disk instead of following it).
+            if let prefetcher, let first = try chunkLocation(run: run, side: .key, head: head, lead: feature, db) {
+                prefetcher.willNeed(rowids: [first.rowid])
+                for statement in HotStatement.allCases { _ = try hotStatement(statement, db) }
+            }
             if map.keyColumns.contains(order) {
                 // The key-major ranking key is rounded to bf16, which never reorders two values
                 // (rounding is monotonic), so the exact top N lie among the entries whose rounded

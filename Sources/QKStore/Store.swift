@@ -16,6 +16,8 @@ public final class Store: @unchecked Sendable {
     var runCache: [Int64: CachedRun] = [:]
     /// Read-ahead hints for cold chunk reads (read-only stores only; see `PagePrefetcher`).
     var prefetcher: PagePrefetcher?
+    /// Prepared statements of the pairs query path (see `hotStatement`), finalized before the connection closes.
+    var hotStatements = [Statement?](repeating: nil, count: HotStatement.allCases.count)
     /// The open transaction of `stage`, while one runs.
     var stageDatabase: Database?
 
@@ -37,7 +39,7 @@ public final class Store: @unchecked Sendable {
         var config = Configuration()
         config.readonly = mode == .readOnly
         config.busyMode = .timeout(10)
-        config.foreignKeysEnabled = true
+        config.foreignKeysEnabled = mode != .readOnly   // a reader changes nothing to check
         // Readers get a 16 MiB page cache: room for the catalog, the zone index and a working set
         // of chunks. Measured at 10M pairs, a 64 MiB cache made warm key queries slower (0.28 vs
         // 0.24 ms p50): every page the cache grows by is fresh memory the kernel must fault in and
@@ -75,6 +77,10 @@ public final class Store: @unchecked Sendable {
                 throw Store.wrap(error, path: path)
             }
         }
+    }
+
+    deinit {
+        hotStatements = []   // statements go before the connection they belong to
     }
 
     /// Rejects files that are not SQLite or are shorter than their own header says.
@@ -117,15 +123,19 @@ public final class Store: @unchecked Sendable {
         do {
             (version, application, prefetcher) = try dbQueue.read { db in
                 var roots: [String: Int] = [:]
+                var zoneSQL = ""
                 let schema = try Row.fetchCursor(db, sql: """
-                    SELECT name, rootpage FROM sqlite_schema
-                    WHERE name IN ('meta', 'runs', 'pair_maps', 'pair_chunks', 'pair_chunks_zone')
+                    SELECT name, rootpage, sql FROM sqlite_schema
+                    WHERE tbl_name IN ('meta', 'runs', 'pair_maps', 'pair_chunks')
                     """)
                 while let row = try schema.next() {
                     if let name = String.fromDatabaseValue(row[0]), let root = Int.fromDatabaseValue(row[1]) { roots[name] = root }
+                    if String.fromDatabaseValue(row[0]) == "pair_chunks_zone" { zoneSQL = String.fromDatabaseValue(row[2]) ?? "" }
                 }
                 guard roots["meta"] != nil else { return (nil, nil, nil) }
-                let prefetcher = readOnly ? Store.makePrefetcher(path: path, roots: roots, db) : nil
+                // The zone-index hints assume format 2's column order; a format-1 store gets none.
+                let zoneRoot = zoneSQL.contains("(run_id, head, ordering, last_lead, first_lead)") ? roots["pair_chunks_zone"] : nil
+                let prefetcher = readOnly ? Store.makePrefetcher(path: path, roots: roots, zoneRoot: zoneRoot, db) : nil
                 var meta: [String: String] = [:]
                 let rows = try Row.fetchCursor(db, sql: "SELECT key, value FROM meta WHERE key IN ('format_version', 'application')")
                 while let row = try rows.next() {
