@@ -73,7 +73,10 @@ CREATE TABLE pair_maps (
 -- (head, first_lead, last_lead) is the zone map; a long row may continue into the next chunk.
 -- `leads`: CSR of the rows (distinct leading features as deltas from first_lead, then offsets);
 -- `trails`: trailing features as deltas restarting at each row; `floats`: the ordering's float
--- columns, each byte-shuffled, concatenated, one zstd frame. Ordering 0 holds every column
+-- columns, each byte-shuffled, concatenated; since format 2 a tag byte 0x02, a bitmask of the byte
+-- planes kept raw (those zstd would not shrink: noisy mantissa bytes, readable in place), one zstd
+-- frame of the other planes, then the raw planes (format 1: one zstd frame of every plane; a
+-- reader tells them apart by the first byte). Ordering 0 holds every column
 -- (pair_maps.columns then extra_columns) in small chunks, so one pair is cheap to fetch;
 -- ordering 1 holds only the ranking column(s) of pair_maps.key_columns, and a key-feature query
 -- fetches the other columns of the pairs it returns from ordering 0.

@@ -87,6 +87,15 @@ final class StoreFormatTests: XCTestCase {
         }
         let report = try reader.verify()
         XCTAssertTrue(report.isClean, "\(report.problems)")
+        // A new pair map written into it is in format 2, so the store now says so.
+        let writer = try Store(path: path, mode: .readWrite)
+        let run2 = try writer.createRun(RunSpec(name: "new", kind: .imported, nHead: shape.nHead, dQuery: shape.dQuery, dKey: shape.dKey))
+        try writer.putPairMap(run: run2, coo)
+        let version = try DatabaseQueue(path: path).read { try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'format_version'") }
+        XCTAssertEqual(version, String(StoreSchema.formatVersion))
+        let q = PairQuery(side: .key, feature: 3, head: 1, top: 5)
+        XCTAssertEqual(try Store(path: path).pairs(run: run2, q), StoreTestSupport.expectedPairs(coo, nHead: shape.nHead, q))
+        XCTAssertEqual(try Store(path: path).pairs(run: run, q), StoreTestSupport.expectedPairs(coo, nHead: shape.nHead, q))
     }
 
     /// The prefetcher's walk of the chunk table's b-tree lands, for every chunk row, on a table
