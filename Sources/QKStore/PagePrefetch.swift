@@ -45,7 +45,7 @@ final class PagePrefetcher {
     deinit { close(fd) }
 
     /// Tells the kernel to start reading the given pages (1-based page numbers) now.
-    func willNeed(pages: [Int]) {
+    func willNeed<Pages: Sequence<Int>>(pages: Pages) {
         for p in Set(pages) where p >= 1 && p <= pageCount {
             _ = posix_fadvise(fd, off_t((p - 1) * pageSize), off_t(pageSize), POSIX_FADV_WILLNEED)
         }
@@ -56,16 +56,17 @@ final class PagePrefetcher {
     /// only those that are not: on a warm file a hint costs a page-cache walk for nothing, about
     /// five times the price of the question.
     func willNeedUncached(pages: [Int]) {
-        guard let probe = Self.preadv2 else { return willNeed(pages: pages) }
+        willNeed(pages: Set(pages).filter { $0 >= 1 && $0 <= pageCount && !isCached($0) })
+    }
+
+    /// Whether page `p` is in the OS cache (false when it cannot tell).
+    func isCached(_ p: Int) -> Bool {
+        guard let probe = Self.preadv2, p >= 1 && p <= pageCount else { return false }
         var byte: UInt8 = 0
-        let missing = Set(pages).filter { p in
-            guard p >= 1 && p <= pageCount else { return false }
-            return withUnsafeMutableBytes(of: &byte) { b in
-                var iov = iovec(iov_base: b.baseAddress, iov_len: 1)
-                return probe(fd, &iov, 1, off_t((p - 1) * pageSize), Self.rwfNoWait) != 1
-            }
+        return withUnsafeMutableBytes(of: &byte) { b in
+            var iov = iovec(iov_base: b.baseAddress, iov_len: 1)
+            return probe(fd, &iov, 1, off_t((p - 1) * pageSize), Self.rwfNoWait) == 1
         }
-        willNeed(pages: Array(missing))
     }
 
     /// glibc's preadv2, looked up at run time (Swift's Glibc module does not declare it); nil
@@ -102,37 +103,42 @@ final class PagePrefetcher {
         willNeed(pages: children)
     }
 
-    /// Starts reading the leaf pages that hold these rowids of the table.
-    func willNeed(rowids: [Int64]) {
-        willNeedUncached(pages: leafPages(for: rowids, hint: true))
+    /// Starts reading the leaf pages that hold these rowids of the table. With `wait` false it
+    /// reads nothing that is not cached here already: it hints as deep as it knows the tree and
+    /// returns (for a hint issued just before other work, which must not wait on the disk).
+    func willNeed(rowids: [Int64], wait: Bool = true) {
+        willNeedUncached(pages: leafPages(for: rowids, hint: true, wait: wait))
     }
 
     /// The leaf pages holding these rowids (those it can find). The descent goes one level at a
-    /// time; with `hint`, each level's unread pages are hinted before they are parsed, so even the
-    /// first call (which has to read down to a leaf once to learn the tree's depth) waits on one
-    /// overlapped batch per level.
-    func leafPages(for rowids: [Int64], hint: Bool = false) -> [Int] {
+    /// time. With `hint`, each level's unread pages are hinted before any is read. While the
+    /// tree's depth is unknown (the first call on an open store), only the first page of a level
+    /// is read to tell leaf from interior: if it is a leaf, the whole level is leaves (all leaves
+    /// of a b-tree sit at the same depth) and is returned unread.
+    func leafPages(for rowids: [Int64], hint: Bool = false, wait: Bool = true) -> [Int] {
         var frontier = rowids.map { (rowid: $0, page: rootPage) }
-        var leaves: [Int] = []
         var level = 0
         while !frontier.isEmpty && level < 16 {
-            if let depth = interiorDepth, level >= depth { return leaves + frontier.map(\.page) }
-            if hint { willNeed(pages: frontier.filter { interior[$0.page] == nil }.map(\.page)) }
+            if let depth = interiorDepth, level >= depth { return frontier.map(\.page) }
+            let unread = frontier.filter { interior[$0.page] == nil }.map(\.page)
+            if hint { willNeed(pages: unread) }
+            if !wait && !unread.allSatisfy(isCached) { return [] }
+            if interiorDepth == nil, let first = frontier.first {
+                guard let node = interiorPage(first.page) else { return [] }
+                if node == nil {
+                    interiorDepth = level
+                    return frontier.map(\.page)
+                }
+            }
             var next: [(rowid: Int64, page: Int)] = []
             for entry in frontier {
-                guard let node = interiorPage(entry.page) else { continue }
-                guard let node else {
-                    // A leaf: all leaves of a b-tree sit at the same depth, learned here once.
-                    if interiorDepth == nil { interiorDepth = level }
-                    leaves.append(entry.page)
-                    continue
-                }
-                if let child = node.child(for: entry.rowid) { next.append((entry.rowid, child)) }
+                guard let node = interiorPage(entry.page), let node, let child = node.child(for: entry.rowid) else { continue }
+                next.append((entry.rowid, child))
             }
             frontier = next
             level += 1
         }
-        return leaves
+        return []
     }
 
     /// nil: the page cannot be read or is not a table b-tree page; .some(nil): a table leaf;

@@ -105,7 +105,7 @@ extension Store {
             // the fetches will need while it loads (preparing is CPU work a cold query has to do
             // anyway; here it overlaps the disk instead of following it).
             if let prefetcher, let first = try chunkLocation(run: run, side: .key, head: head, lead: feature, db) {
-                prefetcher.willNeed(rowids: [first.rowid])
+                prefetcher.willNeed(rowids: [first.rowid], wait: false)
                 for statement in HotStatement.allCases { _ = try hotStatement(statement, db) }
             }
             if map.keyColumns.contains(order) {
