@@ -86,11 +86,17 @@ final class PagePrefetcher {
     /// nothing here waits on the disk.
     func willNeedZone(from lo: [Int64], through hi: [Int64]) {
         guard let zoneRoot, zoneRoot <= pageCount else { return }
-        var bytes = [UInt8](repeating: 0, count: pageSize)
-        let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, pageSize, off_t((zoneRoot - 1) * pageSize)) }
-        guard n == pageSize, let node = IndexInteriorPage(bytes: bytes, header: zoneRoot == 1 ? 100 : 0) else { return }
-        willNeed(pages: node.children(from: lo, through: hi))
+        if zoneRootPage == nil {
+            var bytes = [UInt8](repeating: 0, count: pageSize)
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, pageSize, off_t((zoneRoot - 1) * pageSize)) }
+            guard n == pageSize, let node = IndexInteriorPage(bytes: bytes, header: zoneRoot == 1 ? 100 : 0) else { return }
+            zoneRootPage = node
+        }
+        guard let node = zoneRootPage else { return }
+        willNeedUncached(pages: node.children(from: lo, through: hi))
     }
+    /// The zone index's root page, read on first use.
+    private var zoneRootPage: IndexInteriorPage?
 
     /// When the table's root is an interior page with only a few children that are interior
     /// pages themselves (a table of thousands of leaves), starts reading them all: every chunk
