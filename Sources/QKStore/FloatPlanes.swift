@@ -64,8 +64,14 @@ struct FloatPlanes {
         let frameStart = 1 + maskBytes
         var frameLength = 0
         if packedCount > 0 {
-            frameLength = blob.withUnsafeBytes { b in ZSTD_findFrameCompressedSize(b.baseAddress! + frameStart, b.count - frameStart) }
-            guard ZSTD_isError(frameLength) == 0 else { throw StoreError("\(what()): float column blob is damaged (no valid frame)") }
+            frameLength = blob.withUnsafeBytes { b in
+                guard let base = b.baseAddress, frameStart < b.count else { return 0 }
+                let n = ZSTD_findFrameCompressedSize(base + frameStart, b.count - frameStart)
+                return ZSTD_isError(n) == 0 ? n : 0
+            }
+            guard frameLength > 0, frameStart + frameLength <= blob.count else {
+                throw StoreError("\(what()): float column blob is damaged (no valid frame)")
+            }
             unpacked = try zstd.decompressBytes(Array(blob[frameStart..<(frameStart + frameLength)]), count: packedCount * nnz, what: what())
         } else {
             unpacked = []
