@@ -1,4 +1,4 @@
--- qkdb store, format version 1: the single source of truth for the layout of a `.qkdb` file.
+-- qkdb store, format version 2: the single source of truth for the layout of a `.qkdb` file.
 -- QKStore applies exactly this text (Sources/QKStore/Schema.swift embeds it; a test checks they match).
 -- Every table is STRICT so a wrong type is an error, never a silent coercion.
 
@@ -65,7 +65,10 @@ CREATE TABLE pair_maps (
 -- (head, first_lead, last_lead) is the zone map; a long row may continue into the next chunk.
 -- `leads`: CSR of the rows (distinct leading features as deltas from first_lead, then offsets);
 -- `trails`: trailing features as deltas restarting at each row; `floats`: the ordering's float
--- columns, each byte-shuffled, concatenated, one zstd frame. Ordering 0 holds every column
+-- columns, each byte-shuffled, concatenated; since format 2 a tag byte 0x02, a bitmask of the byte
+-- planes kept raw (those zstd would not shrink: noisy mantissa bytes, readable in place), one zstd
+-- frame of the other planes, then the raw planes (format 1: one zstd frame of every plane; a
+-- reader tells them apart by the first byte). Ordering 0 holds every column
 -- (pair_maps.columns then extra_columns) in small chunks, so one pair is cheap to fetch;
 -- ordering 1 holds only the ranking column(s) of pair_maps.key_columns, and a key-feature query
 -- fetches the other columns of the pairs it returns from ordering 0.
@@ -84,9 +87,13 @@ CREATE TABLE pair_chunks (
     floats            BLOB    NOT NULL,
     PRIMARY KEY (run_id, ordering, seq)
 ) STRICT;
--- The zone-map index: a query seeks (run, ordering, head, last_lead >= f) and reads entries while
--- first_lead <= f, without touching a table row until it has found its chunks.
-CREATE INDEX pair_chunks_zone ON pair_chunks (run_id, ordering, head, last_lead, first_lead);
+-- The zone-map index: a query seeks (run, head, ordering, last_lead >= f) and reads entries while
+-- first_lead <= f, without touching a table row until it has found its chunks. Head before
+-- ordering keeps both orderings' entries of one head side by side (usually in one index page),
+-- so a key-feature query, which looks up its key-major chunk and then its pairs' query-major
+-- chunks on the same head, reads one index page from disk when cold, not two.
+-- (Format version 1 had (run_id, ordering, head, ...): same lookups, one more cold page read.)
+CREATE INDEX pair_chunks_zone ON pair_chunks (run_id, head, ordering, last_lead, first_lead);
 
 -- Per-feature statistics of each dictionary.
 CREATE TABLE features (
@@ -132,5 +139,5 @@ CREATE TABLE vocabulary (
     PRIMARY KEY (run_id, id)
 ) STRICT;
 
-INSERT INTO meta (key, value) VALUES ('format_version', '1');
+INSERT INTO meta (key, value) VALUES ('format_version', '2');
 INSERT INTO meta (key, value) VALUES ('application', 'qkdb');

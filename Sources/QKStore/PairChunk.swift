@@ -44,7 +44,7 @@ struct PairChunkEncoder {
         return zstd.compress(shuffled)
     }
 
-    /// Columns (each `count` long) shuffled one by one, concatenated, compressed as one frame.
+    /// Columns (each `count` long) shuffled one by one, concatenated, stored as `FloatPlanes`.
     func encodeFloats(_ columns: [ArraySlice<Float>]) -> [UInt8] {
         var bytes: [UInt8] = []
         for values in columns {
@@ -56,7 +56,8 @@ struct PairChunkEncoder {
                 bytes += halves.withUnsafeBytes { ByteShuffle.shuffle($0, width: 2) }
             }
         }
-        return zstd.compress(bytes)
+        let nnz = columns.first?.count ?? 0
+        return FloatPlanes.encode(bytes, planeCount: columns.count * codec.byteWidth, nnz: nnz, zstd: zstd)
     }
 
     /// Builds one chunk from entries `range` of an ordering given as parallel sorted arrays.
@@ -103,7 +104,7 @@ struct PairChunkReader {
 
     init(record: PairChunkRecord, run: Int64, codec: ValueCodec, zstd: Zstd, shape: PairMapShape) throws {
         self.record = record; self.run = run; self.codec = codec; self.zstd = zstd
-        let name = record.name(run: run)
+        var name: String { record.name(run: run) }   // built only for an error message
         guard record.computeChecksum() == record.checksum else { throw StoreError("\(name): checksum mismatch (the chunk is corrupt)") }
         let leadSide: FeatureSide = record.ordering == 0 ? .query : .key
         let nnz = record.nnz
@@ -174,7 +175,8 @@ struct PairChunkReader {
     func floats(columnCount: Int) throws -> [Float] {
         let count = columnCount * record.nnz
         let width = codec.byteWidth
-        let shuffled = try zstd.decompressBytes(record.floats, count: width * count, what: "\(record.name(run: run)) float columns")
+        let shuffled = try FloatPlanes(record.floats, planeCount: width * columnCount, nnz: record.nnz, zstd: zstd,
+                                       what: "\(record.name(run: run)) float columns").allPlanes()
         let n = record.nnz
         let codec = self.codec
         return [Float](unsafeUninitializedCapacity: count) { out, initialized in

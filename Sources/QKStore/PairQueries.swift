@@ -23,6 +23,13 @@ extension Store {
     /// Finds chunks through the zone-map index, decodes only those, and ranks in memory.
     public func pairs(run: Int64, _ query: PairQuery) throws -> [PairRow] {
         try read { db in
+            if let prefetcher, let h = query.head {
+                // Before anything else: start loading the zone-index page(s) this query will look
+                // up (the feature's own entry and, for a key feature, the head's query-major
+                // entries its pairs are fetched through), so a cold read overlaps the catalog work.
+                let key: [Int64] = [run, Int64(h), Int64(query.side.ordering), Int64(query.feature)]
+                prefetcher.willNeedZone(from: query.side == .key ? [run, Int64(h), 0, 0] : key, through: key)
+            }
             let cached = try cachedRun(run, db)
             let shape = cached.shape
             guard let map = cached.pairMap else { throw StoreError("\(path): run \(run) has no pair map yet") }
@@ -94,6 +101,13 @@ extension Store {
     func rankedRow(run: Int64, map: PairMapInfo, shape: PairMapShape, side: FeatureSide, feature: Int, head: Int,
                    top: Int, order: PairColumn, ascending: Bool, _ db: Database) throws -> [PairRow] {
         if side == .key {
+            // On a cold file: start reading the key row's chunk now, and prepare the statements
+            // the fetches will need while it loads (preparing is CPU work a cold query has to do
+            // anyway; here it overlaps the disk instead of following it).
+            if let prefetcher, let first = try chunkLocation(run: run, side: .key, head: head, lead: feature, db) {
+                prefetcher.willNeed(rowids: [first.rowid], wait: false)
+                for statement in HotStatement.allCases { _ = try hotStatement(statement, db) }
+            }
             if map.keyColumns.contains(order) {
                 // The key-major ranking key is rounded to bf16, which never reorders two values
                 // (rounding is monotonic), so the exact top N lie among the entries whose rounded
@@ -127,16 +141,16 @@ extension Store {
     func rowKeys(run: Int64, map: PairMapInfo, shape: PairMapShape, side: FeatureSide, feature: Int, head: Int,
                  column: PairColumn?, _ db: Database) throws -> (trails: [Int32], values: [Float]) {
         var trailsOut: [Int32] = [], valuesOut: [Float] = []
+        let stored = map.storedColumns(side)
         for record in try chunks(run: run, side: side, head: head, lead: feature, db) {
             let reader = try PairChunkReader(record: record, run: run, codec: map.codec(side), zstd: zstd, shape: shape)
             guard let r = reader.row(of: feature) else { continue }
-            let range = Int(reader.offsets[r])..<Int(reader.offsets[r + 1])
-            let trails = try reader.trails(extent: shape.extent(side.other))
-            trailsOut += trails[range]
+            // Only this row's features and values are rebuilt, not the whole chunk's.
+            let entries = try ChunkEntries(reader: reader, columnCount: stored.count)
+            trailsOut += try entries.rowTrails(r, extent: shape.extent(side.other))
             if let column {
-                let floats = try reader.floats(names: map.storedColumns(side))
-                guard let values = floats.column(column) else { throw StoreError("\(path): \(record.name(run: run)) lacks its \(column.rawValue) column") }
-                valuesOut += values[(values.startIndex + range.lowerBound)..<(values.startIndex + range.upperBound)]
+                guard let c = stored.firstIndex(of: column.rawValue) else { throw StoreError("\(path): \(record.name(run: run)) lacks its \(column.rawValue) column") }
+                valuesOut += try entries.values(column: c, range: Int(reader.offsets[r])..<Int(reader.offsets[r + 1]))
             }
         }
         return (trailsOut, valuesOut)
@@ -144,51 +158,54 @@ extension Store {
 
     /// The full rows of pairs (head, q, keyFeature) for each q, in the order given, read from the
     /// query-major ordering. Decoded chunks are shared between pairs that fall in the same one.
+    ///
+    /// Two passes: first every pair's chunk is located from the zone-map index alone, and the
+    /// pages of those chunks are hinted to the OS (`PagePrefetcher`), so that on a cold file their
+    /// disk reads overlap; then the chunks are read and decoded. A pair whose query row continues
+    /// past its first chunk is looked for in the following ones too.
     func fetchFromQueryMajor(run: Int64, map: PairMapInfo, shape: PairMapShape, head: Int, keyFeature: Int,
                              queryFeatures: [Int], _ db: Database) throws -> [PairRow] {
-        var decoded: [Int: DecodedChunk] = [:]
-        return try queryFeatures.map { q in
-            for record in try chunks(run: run, side: .query, head: head, lead: q, db) {
-                let chunk: DecodedChunk
-                if let c = decoded[record.seq] { chunk = c } else {
-                    let reader = try PairChunkReader(record: record, run: run, codec: map.codec, zstd: zstd, shape: shape)
-                    chunk = DecodedChunk(reader: reader, trails: try reader.trails(extent: shape.dKey))
-                    decoded[record.seq] = chunk
-                }
-                guard let r = chunk.reader.row(of: q) else { continue }
-                let lo = Int(chunk.reader.offsets[r]), hi = Int(chunk.reader.offsets[r + 1])
-                guard let n = chunk.find(Int32(keyFeature), in: lo..<hi) else { continue }
-                return try chunk.pair(n, map: map, queryFeature: q)
+        var locations: [(rowid: Int64, lastLead: Int)?] = []
+        locations.reserveCapacity(queryFeatures.count)
+        for q in queryFeatures {
+            let l = try chunkLocation(run: run, side: .query, head: head, lead: q, db)
+            locations.append(l.flatMap { $0.firstLead <= q ? ($0.rowid, $0.lastLead) : nil })
+        }
+        if let prefetcher, queryFeatures.count > 1 {
+            prefetcher.willNeed(rowids: locations.compactMap { $0?.rowid })
+        }
+        var opened: [Int64: ChunkEntries] = [:]
+        let columnCount = map.storedColumns(.query).count
+        let slots = ColumnSlots(map.storedColumns(.query), extraColumns: map.extraColumns)
+        func missing(_ q: Int) -> StoreError {
+            StoreError("\(path): run \(run): pair (head \(head), query feature \(q), key feature \(keyFeature)) is in the key-major ordering but not the query-major one (the store is damaged; run `qkdb verify`)")
+        }
+        return try zip(queryFeatures, locations).map { q, location in
+            guard let location else { throw missing(q) }
+            let chunk: ChunkEntries
+            if let c = opened[location.rowid] { chunk = c } else {
+                guard let record = try self.chunk(rowid: location.rowid, run: run, db), record.ordering == 0, record.head == head else { throw missing(q) }
+                chunk = try ChunkEntries(reader: try PairChunkReader(record: record, run: run, codec: map.codec, zstd: zstd, shape: shape),
+                                         columnCount: columnCount)
+                opened[location.rowid] = chunk
             }
-            throw StoreError("\(path): run \(run): pair (head \(head), query feature \(q), key feature \(keyFeature)) is in the key-major ordering but not the query-major one (the store is damaged; run `qkdb verify`)")
+            if let n = try chunk.entry(lead: q, trail: keyFeature, extent: shape.dKey) {
+                return try chunk.pair(n, slots: slots, queryFeature: q, keyFeature: keyFeature)
+            }
+            // The row may run on into the next chunk(s): the rare general path.
+            if location.lastLead == q {
+                for record in try chunks(run: run, side: .query, head: head, lead: q, db).dropFirst() {
+                    let more = try ChunkEntries(reader: try PairChunkReader(record: record, run: run, codec: map.codec, zstd: zstd, shape: shape),
+                                                columnCount: columnCount)
+                    if let n = try more.entry(lead: q, trail: keyFeature, extent: shape.dKey) {
+                        return try more.pair(n, slots: slots, queryFeature: q, keyFeature: keyFeature)
+                    }
+                }
+            }
+            throw missing(q)
         }
     }
 
-}
-
-/// A query-major chunk decoded once while answering one query.
-final class DecodedChunk {
-    let reader: PairChunkReader
-    let trails: [Int32]
-    private var decoded: ChunkFloats?
-    init(reader: PairChunkReader, trails: [Int32]) { self.reader = reader; self.trails = trails }
-
-    /// Entry `n` as a full row (the chunk's columns are decoded on first use).
-    func pair(_ n: Int, map: PairMapInfo, queryFeature: Int) throws -> PairRow {
-        let floats = try decoded ?? reader.floats(names: map.storedColumns(.query))
-        decoded = floats
-        return floats.pair(n, head: reader.record.head, queryFeature: queryFeature, keyFeature: Int(trails[n]), extraColumns: map.extraColumns)
-    }
-
-    /// The entry holding trailing feature `t` within `range` (one row, sorted), if any.
-    func find(_ t: Int32, in range: Range<Int>) -> Int? {
-        var lo = range.lowerBound, hi = range.upperBound
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if trails[mid] < t { lo = mid + 1 } else { hi = mid }
-        }
-        return lo < range.upperBound && trails[lo] == t ? lo : nil
-    }
 }
 
 /// Top-N selection with one deterministic order: by the key (descending unless ascending),

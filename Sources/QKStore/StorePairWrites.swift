@@ -31,6 +31,10 @@ extension Store {
     func insertPairMap(run: Int64, _ prepared: PreparedPairMap, _ db: Database) throws -> PairMapInfo {
         runCache[run] = nil
         let b = prepared.builder
+        // Chunks are written in this build's format: a format-1 store that receives one becomes a
+        // format-2 store, which an older qkdb then refuses in one line instead of misreading it.
+        try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'format_version' AND CAST(value AS INTEGER) < ?",
+                       arguments: [String(StoreSchema.formatVersion), StoreSchema.formatVersion])
         try db.execute(sql: "DELETE FROM pair_chunks WHERE run_id = ?", arguments: [run])
         try db.execute(sql: "DELETE FROM pair_maps WHERE run_id = ?", arguments: [run])
         let present = PairColumn.allCases.enumerated().filter { b.columns[$0.offset] != nil }.map(\.element)

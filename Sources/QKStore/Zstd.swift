@@ -4,20 +4,28 @@ import CZstd
 /// decompressed size, so a damaged blob is rejected while decoding, never returned as wrong data.
 /// One instance per store connection (contexts are not thread-safe).
 final class Zstd {
-    private let cctx: OpaquePointer
+    /// Made on first compression: a store opened only to read never needs one (and a cold
+    /// query pays for every allocation at open).
+    private var cctxStorage: OpaquePointer?
     private let dctx: OpaquePointer
     let level: Int32
 
     init(level: Int32 = 6) {
-        cctx = ZSTD_createCCtx()
         dctx = ZSTD_createDCtx()
         self.level = level
-        ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)
-        ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)
+    }
+
+    private var cctx: OpaquePointer {
+        if let c = cctxStorage { return c }
+        let c: OpaquePointer = ZSTD_createCCtx()
+        ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level)
+        ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1)
+        cctxStorage = c
+        return c
     }
 
     deinit {
-        ZSTD_freeCCtx(cctx)
+        if let c = cctxStorage { ZSTD_freeCCtx(c) }
         ZSTD_freeDCtx(dctx)
     }
 
@@ -71,8 +79,10 @@ final class Zstd {
 
     func decompressBytes(_ src: [UInt8], count: Int, what: @autoclosure () -> String) throws -> [UInt8] {
         try checkDeclaredSize(src, bytes: count, what: what)
-        var out = [UInt8](repeating: 0, count: count)
-        try out.withUnsafeMutableBytes { try decompress(src, into: $0, what: what()) }
-        return out
+        // Uninitialized, not zero-filled: `decompress` either fills every byte or throws.
+        return try [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            try decompress(src, into: UnsafeMutableRawBufferPointer(buffer), what: what())
+            initialized = count
+        }
     }
 }

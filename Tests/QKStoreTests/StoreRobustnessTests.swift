@@ -107,8 +107,8 @@ final class StoreRobustnessTests: XCTestCase {
         XCTAssertThrowsError(try Store(path: foreign)) { XCTAssertTrue("\($0)".hasPrefix("\(foreign): not a qkdb store"), "\($0)") }
         let newer = dir + "/newer.qkdb"
         _ = try Store(path: newer, mode: .create)
-        try DatabaseQueue(path: newer).write { try $0.execute(sql: "UPDATE meta SET value = '2' WHERE key = 'format_version'") }
-        XCTAssertThrowsError(try Store(path: newer)) { XCTAssertEqual("\($0)", "\(newer): store format version 2 is newer than this qkdb reads (1); upgrade qkdb") }
+        try DatabaseQueue(path: newer).write { try $0.execute(sql: "UPDATE meta SET value = '\(StoreSchema.formatVersion + 1)' WHERE key = 'format_version'") }
+        XCTAssertThrowsError(try Store(path: newer)) { XCTAssertEqual("\($0)", "\(newer): store format version \(StoreSchema.formatVersion + 1) is newer than this qkdb reads (\(StoreSchema.formatVersion)); upgrade qkdb") }
         XCTAssertThrowsError(try Store(path: dir + "/missing.qkdb")) { XCTAssertEqual("\($0)", "\(dir)/missing.qkdb: no such store") }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/missing.qkdb"))
     }

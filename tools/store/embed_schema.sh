@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
   echo '/// The store layout, embedded verbatim so the binary needs no resource files at run time.'
   echo 'enum StoreSchema {'
   echo '    /// The format version this build writes and the newest it reads (also inserted by the SQL).'
-  echo '    static let formatVersion = 1'
+  echo '    static let formatVersion = 2'
   echo '    /// The exact text of `schema/store.sql`.'
   echo '    static let sql = #"""'
   cat schema/store.sql

@@ -246,8 +246,10 @@ def run_qkdb(m, d, queries, args):
         for mode in ["warm", "cold"]:
             if mode == "warm":
                 prefetch(store)
+            # Store queries use no BLAS: one OpenBLAS thread means no idle worker spinning
+            # (sched_yield) for its first ~0.1 s beside the timed queries on a 2-core machine.
             r = subprocess.run([QKDB, "store-bench", "--store", store, "--run", "1", "--queries", qf] + (["--cold"] if mode == "cold" else []),
-                               capture_output=True, text=True)
+                               capture_output=True, text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
             if r.returncode: sys.exit(r.stderr)
             res[f"{mode}_{side}"] = pct(json.loads(r.stdout)["ms"])
     csv_out = os.path.join(d, "qkdb.csv")
