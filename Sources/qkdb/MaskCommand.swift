@@ -51,6 +51,7 @@ enum StoredRun {
         }
         var options = try PipelineOptions.from(json: info.spec.config)
         update(&options)
+        try options.mask.validate()
         let model = try loadModel(path: options.model)
         let plan = try CorpusPlan(options: options, model: model)
         return (db, options, model, plan)
