@@ -60,10 +60,25 @@ public final class MaskTrainer {
     private var moment2: [Float]
     private var adamStep = 0
 
+    /// The Adam sweep's work split: chunks of whole query features (the C sweep walks a feature's
+    /// entries together) with about the same number of entries each, as query-feature bounds.
+    /// Fixed by the co-firing index, so computed once.
+    private let chunkBounds: [Int]
+
     public init(objective: PairMapObjective, options: MaskTrainingOptions) throws {
         try options.validate()
         self.objective = objective; self.options = options
         let n = objective.entryCount
+        let chunks = max(1, min(objective.threads * 4, n / 4096 + 1))
+        let pairStart = objective.index.pairStart, queryWidth = objective.index.queryWidth
+        var bounds = [0]
+        for c in 1..<chunks {
+            var i = bounds[c - 1]
+            while i < queryWidth && pairStart[i] * objective.nHead < n * c / chunks { i += 1 }
+            bounds.append(i)
+        }
+        bounds.append(queryWidth)
+        chunkBounds = bounds
         mask = [Float](repeating: 1, count: n)
         objective.setMap(mask: mask)
         moment1 = [Float](repeating: 0, count: n)
@@ -98,22 +113,13 @@ public final class MaskTrainer {
         let b1: Float = 0.9, b2: Float = 0.999, eps: Float = 1e-8
         let c1 = 1 / (1 - powf(b1, Float(adamStep))), c2 = 1 / (1 - powf(b2, Float(adamStep)))
         let lr = options.learningRate, mu = options.penalty, pe = options.epsilon, tau = options.threshold
-        let n = mask.count, threads = objective.threads, size = objective.storeSize
+        let threads = objective.threads, size = objective.storeSize
         let slots = objective.slot ?? []
         let identity = objective.slot == nil
-        let chunks = max(1, min(threads * 4, n / 4096 + 1))
+        let bounds = chunkBounds, chunks = bounds.count - 1
         var penaltyParts = [Double](repeating: 0, count: chunks)
         var belowParts = [Int](repeating: 0, count: chunks)
-        // Chunks of whole query features (the C sweep walks a feature's entries together), with
-        // about the same number of entries each.
-        let pairStart = objective.index.pairStart, queryWidth = objective.index.queryWidth
-        var bounds = [0]
-        for c in 1..<chunks {
-            var i = bounds[c - 1]
-            while i < queryWidth && pairStart[i] * objective.nHead < n * c / chunks { i += 1 }
-            bounds.append(i)
-        }
-        bounds.append(queryWidth)
+        let pairStart = objective.index.pairStart
         objective.weights.pairValue.withUnsafeBufferPointer { mv in
         objective.threadGrad.withUnsafeMutableBufferPointer { tg in
         mask.withUnsafeMutableBufferPointer { m in
