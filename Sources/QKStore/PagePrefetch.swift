@@ -188,16 +188,8 @@ private struct InteriorPage {
     func cell(_ i: Int) -> (child: Int, key: Int64)? {
         let at = Int(bytes[header + 12 + 2 * i]) << 8 | Int(bytes[header + 13 + 2 * i])
         guard at + 5 <= bytes.count else { return nil }
-        // The key is a SQLite varint: up to 8 bytes of 7 bits, then a 9th of 8 bits.
-        var key: Int64 = 0
         var j = at + 4
-        for used in 1...9 {
-            guard j < bytes.count else { return nil }
-            let b = bytes[j]; j += 1
-            if used == 9 { key = (key << 8) | Int64(b); break }
-            key = (key << 7) | Int64(b & 0x7F)
-            if b & 0x80 == 0 { break }
-        }
+        guard let key = sqliteVarint(bytes, &j) else { return nil }
         return (Self.be32(bytes, at), key)
     }
 
@@ -244,17 +236,7 @@ private struct IndexInteriorPage {
         guard header + 12 + 2 * count <= bytes.count else { return nil }
     }
 
-    private func varint(_ i: inout Int) -> Int64? {
-        var v: Int64 = 0
-        for used in 1...9 {
-            guard i < bytes.count else { return nil }
-            let b = bytes[i]; i += 1
-            if used == 9 { return (v << 8) | Int64(b) }
-            v = (v << 7) | Int64(b & 0x7F)
-            if b & 0x80 == 0 { return v }
-        }
-        return v
-    }
+    private func varint(_ i: inout Int) -> Int64? { sqliteVarint(bytes, &i) }
 
     /// Cell `i`: its left child and the first `columns` integer values of its key (nil if damaged
     /// or not integers).
@@ -306,4 +288,18 @@ private struct IndexInteriorPage {
         out.append(rightmost)
         return out
     }
+}
+
+/// A SQLite varint at `i` (advanced past it): up to 8 bytes of 7 bits each, then a 9th of all 8.
+/// nil when it runs off the page.
+private func sqliteVarint(_ bytes: [UInt8], _ i: inout Int) -> Int64? {
+    var v: Int64 = 0
+    for used in 1...9 {
+        guard i < bytes.count else { return nil }
+        let b = bytes[i]; i += 1
+        if used == 9 { return (v << 8) | Int64(b) }
+        v = (v << 7) | Int64(b & 0x7F)
+        if b & 0x80 == 0 { return v }
+    }
+    return v
 }
