@@ -21,19 +21,33 @@ public struct Transcoder: Sendable, Equatable {
     public var wDec: Tensor
     public var bDec: Tensor
     public var activation: TranscoderActivation
+    /// The key dictionary's first-position feature, when it has one: fixed to activation 1 at the
+    /// first position of every sequence and 0 elsewhere (its encoder weights are unused).
+    public var firstPositionFeature: Int?
 
     public var dIn: Int { wEnc.shape[0] }
     public var dHidden: Int { wEnc.shape[1] }
     public var dOut: Int { wDec.shape[1] }
 
-    public init(wEnc: Tensor, bEnc: Tensor, wDec: Tensor, bDec: Tensor, activation: TranscoderActivation) {
+    public init(wEnc: Tensor, bEnc: Tensor, wDec: Tensor, bDec: Tensor, activation: TranscoderActivation,
+                firstPositionFeature: Int? = nil) {
         precondition(wEnc.rank == 2 && wDec.rank == 2 && wEnc.shape[1] == wDec.shape[0])
         precondition(bEnc.count == wEnc.shape[1] && bDec.count == wDec.shape[1])
+        precondition(firstPositionFeature.map { $0 >= 0 && $0 < wEnc.shape[1] } ?? true)
         self.wEnc = wEnc; self.bEnc = bEnc; self.wDec = wDec; self.bDec = bDec; self.activation = activation
+        self.firstPositionFeature = firstPositionFeature
     }
 
-    /// Encodes `[rows, d_in]` inputs into sparse activations (one dense GEMM, then sparsify).
-    public func encode(_ x: Tensor) -> SparseActivations {
+    /// Encodes `[rows, d_in]` inputs, whole sequences of `sequenceLength` positions back to back,
+    /// into sparse activations (one dense GEMM, then sparsify; then the first-position feature).
+    public func encode(_ x: Tensor, sequenceLength: Int) -> SparseActivations {
+        let codes = encodeRows(x)
+        guard let f = firstPositionFeature else { return codes }
+        return codes.fixingFirstPosition(feature: f, sequenceLength: sequenceLength)
+    }
+
+    /// The encoder alone, row by row, without the first-position feature.
+    private func encodeRows(_ x: Tensor) -> SparseActivations {
         let pre = x.reshaped([x.count / dIn, dIn]).matmul(wEnc, bias: bEnc)
         var out = SparseActivations(width: dHidden)
         out.indices.reserveCapacity(pre.shape[0] * 32); out.values.reserveCapacity(pre.shape[0] * 32)

@@ -48,6 +48,9 @@ struct PipelineArguments: ParsableArguments {
     @Flag(help: "Do not resample dead features.")
     var noResample = false
 
+    @Flag(help: "Do not give the key dictionary its first-position feature (key feature 0, fixed to activation 1 at each sequence's first position).")
+    var noFirstPositionFeature = false
+
     @Option(help: "A feature that has not fired for this many training tokens is dead, and dead features are checked for (and resampled) every this many tokens (default: 100000, or a fifth of --train-tokens if smaller; checked every 25000 tokens or the window if smaller).")
     var deadWindow: Int?
 
@@ -71,6 +74,7 @@ struct PipelineArguments: ParsableArguments {
         o.training.batchSequences = batch
         o.training.learningRate = lr
         o.training.resample = !noResample
+        o.training.firstPositionKeyFeature = !noFirstPositionFeature
         // A feature is dead after `deadWindow` silent tokens. The default (100k tokens, at most a
         // fifth of the budget) lets short runs resample too: a window longer than the run never fires.
         let window = deadWindow ?? min(o.training.deadWindowTokens, max(1000, trainTokens / 5))

@@ -149,14 +149,18 @@ final class PairMapSequenceTests: XCTestCase {
             Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in PairMapTestSupport.normal(&rng) })
         }
         let q = Transcoder(wEnc: tensor([d, width]), bEnc: tensor([width]), wDec: tensor([width, nHead * 2]), bDec: tensor([nHead * 2]), activation: .relu)
-        let k = Transcoder(wEnc: tensor([d, width]), bEnc: tensor([width]), wDec: tensor([width, 2]), bDec: tensor([2]), activation: .relu)
+        let k = Transcoder(wEnc: tensor([d, width]), bEnc: tensor([width]), wDec: tensor([width, 2]), bDec: tensor([2]), activation: .relu,
+                           firstPositionFeature: 1)
         let x = tensor([batch, t, d]), pattern = tensor([batch, nHead, t, t])
         let capture = LayerCapture(layer: 1, attnIn: x, q: Tensor(zeros: [batch, t, nHead, 2]), k: Tensor(zeros: [batch, t, 1, 2]), pattern: pattern)
         let seqs = try PairMapSequence.sequences(from: capture, query: q, key: k)
         XCTAssertEqual(seqs.count, batch)
         for b in 0..<batch {
-            XCTAssertEqual(seqs[b].query, q.encode(x.row(b)))
-            XCTAssertEqual(seqs[b].key, k.encode(x.row(b)))
+            XCTAssertEqual(seqs[b].query, q.encode(x.row(b), sequenceLength: t))
+            XCTAssertEqual(seqs[b].key, k.encode(x.row(b), sequenceLength: t))
+            // The key side's first-position feature: activation 1 at position 0, nowhere else.
+            for p in 0..<t { XCTAssertEqual(seqs[b].key.row(p).indices.contains(1), p == 0) }
+            XCTAssertEqual(seqs[b].key.row(0).values[seqs[b].key.row(0).indices.firstIndex(of: 1)!], 1)
             XCTAssertEqual(seqs[b].pattern, pattern.row(b))
         }
         let bad = LayerCapture(layer: 1, attnIn: x, q: capture.q, k: capture.k, pattern: tensor([batch, nHead, t, t + 1]))

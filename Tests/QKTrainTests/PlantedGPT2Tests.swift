@@ -33,7 +33,7 @@ final class PlantedGPT2Tests: XCTestCase {
         let data = TrainingBatch.stacking(all)
         for (side, t, dirs, images) in [("query", result.query, matrix("query_directions"), matrix("query_images")),
                                         ("key", result.key, matrix("key_directions"), matrix("key_images"))] {
-            let codes = t.encode(Tensor(shape: [data.tokens, data.dModel], data: data.x))
+            let codes = t.encode(Tensor(shape: [data.tokens, data.dModel], data: data.x), sequenceLength: data.length)
             var dense = [[Float]](repeating: [Float](repeating: 0, count: t.dHidden), count: data.tokens)
             for r in 0..<codes.rows { let (i, v) = codes.row(r); for (f, a) in zip(i, v) { dense[r][Int(f)] = a } }
             for (a, u) in dirs.enumerated() {
@@ -85,7 +85,7 @@ final class PlantedGPT2RuntimeTests: XCTestCase {
         let data = TrainingBatch.stacking(all)
         for (side, t, dirs, images) in [("query", result.query, matrix("query_directions"), matrix("query_images")),
                                         ("key", result.key, matrix("key_directions"), matrix("key_images"))] {
-            let codes = t.encode(Tensor(shape: [data.tokens, data.dModel], data: data.x))
+            let codes = t.encode(Tensor(shape: [data.tokens, data.dModel], data: data.x), sequenceLength: data.length)
             var dense = [[Float]](repeating: [Float](repeating: 0, count: t.dHidden), count: data.tokens)
             for r in 0..<codes.rows { let (i, v) = codes.row(r); for (f, a) in zip(i, v) { dense[r][Int(f)] = a } }
             for (a, u) in dirs.enumerated() {

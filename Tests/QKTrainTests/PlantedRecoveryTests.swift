@@ -39,7 +39,7 @@ final class PlantedRecoveryTests: XCTestCase {
             ("query", result.query, qs, planted.queryDirections, planted.wQ, planted.geometry.qWidth),
             ("key", result.key, ks, planted.keyDirections, planted.wK, planted.geometry.kWidth),
         ] {
-            let codes = t.encode(Tensor(shape: [test.tokens, test.dModel], data: test.x))
+            let codes = t.encode(Tensor(shape: [test.tokens, test.dModel], data: test.x), sequenceLength: test.length)
             var dense = [[Float]](repeating: [Float](repeating: 0, count: t.dHidden), count: test.tokens)
             for r in 0..<codes.rows { let (i, v) = codes.row(r); for (f, a) in zip(i, v) { dense[r][Int(f)] = a } }
             for a in 0..<planted.pairs {

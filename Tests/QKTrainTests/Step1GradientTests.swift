@@ -6,7 +6,8 @@ import QKTensor
 final class Step1GradientTests: XCTestCase {
     typealias Acts = (query: TranscoderActivation, key: TranscoderActivation)
 
-    func check(geometry g: AttentionGeometry, acts: Acts, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
+    func check(geometry g: AttentionGeometry, acts: Acts, seed: UInt64, keyFirstPosition: Int? = nil,
+               file: StaticString = #filePath, line: UInt = #line) {
         let dModel = 6, hidden = 12
         let batch = Step1TestSupport.randomBatch(sequences: 2, length: 5, dModel: dModel, geometry: g, seed: seed)
         let q = Step1TestSupport.randomParameters(dIn: dModel, hidden: hidden, out: g.qWidth, seed: seed + 1)
@@ -17,11 +18,11 @@ final class Step1GradientTests: XCTestCase {
         var gq = TranscoderParameters(zerosIn: dModel, hidden: hidden, out: g.qWidth)
         var gk = TranscoderParameters(zerosIn: dModel, hidden: hidden, out: g.kWidth)
         let base = Step1Objective.evaluate(query: q, key: k, activations: acts, batch: batch, geometry: g, weights: w,
-                                           gradQ: &gq, gradK: &gk, threads: 2)
+                                           gradQ: &gq, gradK: &gk, keyFirstPosition: keyFirstPosition, threads: 2)
         XCTAssertGreaterThan(base.codesQ.nonZeros, 0, file: file, line: line)
         func loss(_ q: TranscoderParameters, _ k: TranscoderParameters) -> (Double, [Int32], [Int32]) {
             let r = Step1Objective.evaluate(query: q, key: k, activations: acts, batch: batch, geometry: g, weights: w,
-                                            gradQ: nil, gradK: nil, threads: 1)
+                                            gradQ: nil, gradK: nil, keyFirstPosition: keyFirstPosition, threads: 1)
             return (r.total, r.codesQ.indices, r.codesK.indices)
         }
         let h: Float = 1e-2
@@ -31,7 +32,13 @@ final class Step1GradientTests: XCTestCase {
         for side in 0..<2 {
             for (name, path) in paths {
                 let count = (side == 0 ? q : k)[keyPath: path].count
-                for idx in stride(from: 0, to: count, by: max(1, count / 17)) {
+                var indices = Array(stride(from: 0, to: count, by: max(1, count / 17)))
+                if side == 1, let f = keyFirstPosition {
+                    // Every weight of the first-position feature: decoder row learned, encoder unused.
+                    let width = count / hidden
+                    indices += name == "bDec" ? [] : Array((f * width)..<((f + 1) * width))
+                }
+                for idx in indices {
                     var qp = q, kp = k, qm = q, km = k
                     if side == 0 { qp[keyPath: path][idx] += h; qm[keyPath: path][idx] -= h }
                     else { kp[keyPath: path][idx] += h; km[keyPath: path][idx] -= h }
@@ -56,6 +63,13 @@ final class Step1GradientTests: XCTestCase {
 
     func testBidirectionalReLU() {
         check(geometry: AttentionGeometry(nHead: 2, nKVHead: 2, dHead: 4, causal: false), acts: (.relu, .relu), seed: 21)
+    }
+
+    func testFirstPositionKeyFeature() {
+        check(geometry: AttentionGeometry(nHead: 2, nKVHead: 2, dHead: 4, causal: false), acts: (.relu, .relu), seed: 41,
+              keyFirstPosition: 3)
+        check(geometry: AttentionGeometry(nHead: 4, nKVHead: 2, dHead: 4, causal: true, ropeTheta: 100), acts: (.relu, .topK(4)),
+              seed: 51, keyFirstPosition: 0)
     }
 
     func testCausalTopK() {

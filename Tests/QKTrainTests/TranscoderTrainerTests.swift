@@ -168,12 +168,15 @@ final class TranscoderTrainerTests: XCTestCase {
                                 info: DictionaryExportInfo(modelName: "planted", layer: 0, geometry: r.geometry, contextSize: 8), to: dir)
         for (side, t) in [("query", r.query), ("key", r.key)] {
             let w = try SafeTensorsFile(path: "\(dir)/\(side)/sae_weights.safetensors")
+            let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(side)/cfg.json"))) as! [String: Any]
+            // The key side's first-position feature (on by default) is named in cfg.json.
+            XCTAssertEqual(cfg["first_position_feature"] as? Int, side == "key" ? 0 : nil)
             let back = Transcoder(wEnc: try w.floatTensor("W_enc"), bEnc: try w.floatTensor("b_enc"), wDec: try w.floatTensor("W_dec"),
-                                  bDec: try w.floatTensor("b_dec"), activation: t.activation)
+                                  bDec: try w.floatTensor("b_dec"), activation: t.activation,
+                                  firstPositionFeature: cfg["first_position_feature"] as? Int)
             XCTAssertEqual(back, t)
             let s = try SafeTensorsFile(path: "\(dir)/\(side)/sparsity.safetensors")
             XCTAssertEqual(try s.floatTensor("sparsity").shape, [t.dHidden])
-            let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(side)/cfg.json"))) as! [String: Any]
             XCTAssertEqual(cfg["d_in"] as? Int, t.dIn); XCTAssertEqual(cfg["d_sae"] as? Int, t.dHidden); XCTAssertEqual(cfg["d_out"] as? Int, t.dOut)
             XCTAssertEqual(cfg["hook_name"] as? String, "blocks.0.hook_attn_in")
         }

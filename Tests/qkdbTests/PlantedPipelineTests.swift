@@ -62,6 +62,9 @@ final class PlantedPipelineTests: XCTestCase {
         let rows = try jsonRows(sinks.stdout)
         let first = try XCTUnwrap(rows.first, "qkdb sinks found no sink")
         let sink = try XCTUnwrap(first["key_feature"] as? Int)
+        // By default the key dictionary's feature 0 is fixed to the first position (BOS here), and
+        // it is the one that carries the sink; the exported encoder reproduces it (checked below).
+        XCTAssertEqual(sink, 0, "the top sink is not the first-position feature")
         // It fires on BOS, and on no other token group at even 1/20 of that (BOS may be split over
         // several such features; the top one is the one carrying the most attention).
         let onBOS = key.mean(sink, on: [planted.bos])

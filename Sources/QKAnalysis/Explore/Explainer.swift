@@ -43,7 +43,7 @@ public struct Explainer: Sendable {
         let capture = try model.capture(TokenBatch(sequences: [tokens]), layer: layer)
         let d = capture.attnIn.shape[2]
         let x = capture.attnIn.reshaped([t, d])
-        let aQ = query.encode(x), aK = key.encode(x)
+        let aQ = query.encode(x, sequenceLength: t), aK = key.encode(x, sequenceLength: t)
         let dh = c.dHead, g = c.kvHead(of: head)
         let scale = 1 / Float(dh).squareRoot()
         let causal = c.architecture.isCausal

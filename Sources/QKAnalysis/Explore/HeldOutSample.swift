@@ -69,7 +69,7 @@ public struct ExploredRun: Sendable {
                 let b = capture.attnIn.shape[0], t = capture.attnIn.shape[1], d = capture.attnIn.shape[2]
                 for s in 0..<b {
                     let x = Tensor(shape: [t, d], data: Array(capture.attnIn.data[(s * t * d)..<((s + 1) * t * d)]))
-                    q.append(explainer.query.encode(x)); k.append(explainer.key.encode(x))
+                    q.append(explainer.query.encode(x, sequenceLength: t)); k.append(explainer.key.encode(x, sequenceLength: t))
                 }
             }
             start += batchSize

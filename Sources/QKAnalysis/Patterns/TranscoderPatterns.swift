@@ -11,8 +11,8 @@ public enum TranscoderPatterns {
     public static func reconstruct(_ capture: LayerCapture, query: Transcoder, key: Transcoder, config: ModelConfig) -> Tensor {
         let b = capture.attnIn.shape[0], t = capture.attnIn.shape[1], d = capture.attnIn.shape[2]
         let x = capture.attnIn.reshaped([b * t, d])
-        let qHat = query.decode(query.encode(x))
-        let kHat = key.decode(key.encode(x))
+        let qHat = query.decode(query.encode(x, sequenceLength: t))
+        let kHat = key.decode(key.encode(x, sequenceLength: t))
         return patterns(q: qHat, k: kHat, batch: b, length: t, config: config)
     }
 

@@ -78,7 +78,7 @@ public enum EvalStage {
         let per = scorer.nHead * t * t
         for s in 0..<b {
             let x = Tensor(shape: [t, d], data: Array(capture.attnIn.data[(s * t * d)..<((s + 1) * t * d)]))
-            let p = try scorer.pattern(query: query.encode(x), key: key.encode(x))
+            let p = try scorer.pattern(query: query.encode(x, sequenceLength: t), key: key.encode(x, sequenceLength: t))
             out.data.replaceSubrange((s * per)..<((s + 1) * per), with: p.data)
         }
         return out
@@ -92,7 +92,7 @@ public enum EvalStage {
         let per = scorer.nHead * t * t
         for s in 0..<b {
             let x = Tensor(shape: [t, d], data: Array(capture.attnIn.data[(s * t * d)..<((s + 1) * t * d)]))
-            let p = scorer.pattern(query: query.encode(x), key: key.encode(x), causal: causal)
+            let p = scorer.pattern(query: query.encode(x, sequenceLength: t), key: key.encode(x, sequenceLength: t), causal: causal)
             out.data.replaceSubrange((s * per)..<((s + 1) * per), with: p.data)
         }
         return out

@@ -9,10 +9,20 @@ public enum RunTensors {
     static let parts = ["W_enc", "b_enc", "W_dec", "b_dec"]
 
     public static func put(_ t: Transcoder, side: String, run: Int64, in store: Store) throws {
-        for (name, tensor) in zip(parts, [t.wEnc, t.bEnc, t.wDec, t.bDec]) {
-            try store.putTensor(run: run, name: "\(side).\(name)", shape: tensor.shape, values: tensor.data)
+        for (name, tensor) in tensors(t, side: side) {
+            try store.putTensor(run: run, name: name, shape: tensor.shape, values: tensor.data)
         }
     }
+
+    /// The store tensors of one side's transcoder, with their names.
+    static func tensors(_ t: Transcoder, side: String) -> [(name: String, tensor: Tensor)] {
+        var out = zip(parts, [t.wEnc, t.bEnc, t.wDec, t.bDec]).map { ("\(side).\($0)", $1) }
+        if let f = t.firstPositionFeature { out.append(("\(side).\(firstPositionName)", Tensor(shape: [1], data: [Float(f)]))) }
+        return out
+    }
+
+    /// `[1]`: the index of the side's first-position feature; absent when it has none.
+    static let firstPositionName = "first_position_feature"
 
     public static func transcoder(side: String, activation: TranscoderActivation, run: Int64, in store: Store) throws -> Transcoder {
         var ts: [Tensor] = []
@@ -25,6 +35,14 @@ public enum RunTensors {
               ts[1].count == ts[0].shape[1], ts[3].count == ts[2].shape[1] else {
             throw PipelineError("run \(run): the \(side) transcoder's tensors do not fit together")
         }
-        return Transcoder(wEnc: ts[0], bEnc: ts[1], wDec: ts[2], bDec: ts[3], activation: activation)
+        var first: Int? = nil
+        if try store.tensorNames(run: run).contains("\(side).\(firstPositionName)") {
+            let (_, v) = try store.tensor(run: run, name: "\(side).\(firstPositionName)")
+            guard v.count == 1, let f = Int(exactly: v[0]), f >= 0, f < ts[0].shape[1] else {
+                throw PipelineError("run \(run): tensor \(side).\(firstPositionName) is not a feature index")
+            }
+            first = f
+        }
+        return Transcoder(wEnc: ts[0], bEnc: ts[1], wDec: ts[2], bDec: ts[3], activation: activation, firstPositionFeature: first)
     }
 }

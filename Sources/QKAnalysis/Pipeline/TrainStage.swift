@@ -71,11 +71,7 @@ public enum TrainStage {
     }
 
     static func tensorList(_ r: TrainingResult) -> [(name: String, tensor: Tensor)] {
-        var out: [(String, Tensor)] = []
-        for (side, t) in [("query", r.query), ("key", r.key)] {
-            for (part, tensor) in zip(RunTensors.parts, [t.wEnc, t.bEnc, t.wDec, t.bDec]) { out.append(("\(side).\(part)", tensor)) }
-        }
-        return out
+        RunTensors.tensors(r.query, side: "query") + RunTensors.tensors(r.key, side: "key")
     }
 
     /// Step-1 densities (held-out firing counts) as provisional feature rows; step 2 replaces

@@ -69,7 +69,7 @@ extension PairMapSequence {
         }
         let (batch, t) = (x.shape[0], x.shape[1])
         let rows = x.reshaped([batch * t, x.shape[2]])
-        let aq = query.encode(rows), ak = key.encode(rows)
+        let aq = query.encode(rows, sequenceLength: t), ak = key.encode(rows, sequenceLength: t)
         func slice(_ a: SparseActivations, _ b: Int) -> SparseActivations {
             let lo = a.rowStart[b * t], hi = a.rowStart[(b + 1) * t]
             return SparseActivations(rowStart: a.rowStart[(b * t)...((b + 1) * t)].map { $0 - lo },

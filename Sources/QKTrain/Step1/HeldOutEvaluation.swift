@@ -35,7 +35,8 @@ public enum HeldOutEvaluator {
     public static func evaluate(query: TranscoderParameters, key: TranscoderParameters,
                                 activations: (query: TranscoderActivation, key: TranscoderActivation),
                                 sequences: [TrainingBatch], geometry: AttentionGeometry,
-                                weights: ObjectiveWeights = ObjectiveWeights(), chunk: Int = 8, threads: Int = 2) -> Step1Evaluation {
+                                weights: ObjectiveWeights = ObjectiveWeights(), keyFirstPosition: Int? = nil,
+                                chunk: Int = 8, threads: Int = 2) -> Step1Evaluation {
         var countsQ = [Int](repeating: 0, count: query.dHidden), countsK = [Int](repeating: 0, count: key.dHidden)
         var klF = 0.0, klQ = 0.0, klK = 0.0, rows = 0.0, agree = 0, agreeRows = 0
         var sseQ = 0.0, sstQ = 0.0, sseK = 0.0, sstK = 0.0, nzQ = 0, nzK = 0, tokens = 0
@@ -44,7 +45,8 @@ public enum HeldOutEvaluator {
             let part = TrainingBatch.stacking(Array(sequences[start..<min(sequences.count, start + chunk)]))
             start += chunk
             let r = Step1Objective.evaluate(query: query, key: key, activations: activations, batch: part,
-                                            geometry: geometry, weights: weights, gradQ: nil, gradK: nil, threads: threads)
+                                            geometry: geometry, weights: weights, gradQ: nil, gradK: nil,
+                                            keyFirstPosition: keyFirstPosition, threads: threads)
             let n = Double(part.sequences * geometry.nHead * part.length)
             klF += r.klFull * n; klQ += r.klQOnly * n; klK += r.klKOnly * n; rows += n
             agree += r.top1Agree; agreeRows += r.rows

@@ -87,6 +87,10 @@ public enum SAELensExport {
             "rope_theta": g.ropeTheta.map { Double($0) } ?? NSNull(), "causal": g.causal,
             "produced_by": "qkdb step 1 (query/key transcoders trained on attention-pattern KL)",
         ]
+        if let f = t.firstPositionFeature {
+            cfg["first_position_feature"] = f
+            cfg["first_position_feature_note"] = "feature \(f) is not encoded: its activation is 1 at the first position of each sequence and 0 elsewhere (its W_enc column and b_enc are unused)"
+        }
         if t.activation == .relu {
             cfg["sparsity_penalty"] = "lambda * sum over tokens and active features of (sqrt(a + eps) - sqrt(eps)) * ||W_dec[i]||"
             cfg["l1_coefficient"] = Double(lambda)

@@ -106,10 +106,13 @@ enum SparseCoding {
     /// small activations cost relatively more than under L1, pushing them to exactly zero. The
     /// decoder-norm weight stops the optimiser from shrinking activations by growing decoder rows.
     /// Subtracting sqrt(ε) makes inactive features cost exactly 0, so only active pairs matter.
-    static func penalty(_ a: SparseActivations, decoderNorms: [Float], lambda: Float, epsilon: Float) -> Double {
+    /// The first-position feature (`fixed`) is not chosen by the encoder, so it pays nothing.
+    static func penalty(_ a: SparseActivations, decoderNorms: [Float], lambda: Float, epsilon: Float, fixed: Int? = nil) -> Double {
         var s: Double = 0
-        let se = epsilon.squareRoot()
-        for e in 0..<a.nonZeros { s += Double(((a.values[e] + epsilon).squareRoot() - se) * decoderNorms[Int(a.indices[e])]) }
+        let se = epsilon.squareRoot(), skip = Int32(fixed ?? -1)
+        for e in 0..<a.nonZeros where a.indices[e] != skip {
+            s += Double(((a.values[e] + epsilon).squareRoot() - se) * decoderNorms[Int(a.indices[e])])
+        }
         return Double(lambda) * s
     }
 
@@ -122,10 +125,12 @@ enum SparseCoding {
     ///     dW_encᵀ[i] += da_i · x_p,  db_enc[i] += da_i  (ReLU/TopK pass the gradient only where active)
     /// and per feature, from the penalty's decoder-norm weight:
     ///     dW_dec[i] += λ · Σ_p (sqrt(a_i+ε) − sqrtε) · W_dec[i] / ‖W_dec[i]‖
+    /// The first-position feature (`fixed`) gets its decoder gradient only: its activation is set,
+    /// not encoded, and it pays no penalty.
     /// Threads own features by residue (i mod threads), so no two write the same row.
     static func backward(_ p: TranscoderParameters, _ a: SparseActivations, x: UnsafePointer<Float>,
                          dOut: UnsafePointer<Float>, decoderNorms: [Float], lambda: Float, epsilon: Float,
-                         into g: inout TranscoderParameters, threads: Int) {
+                         fixed: Int? = nil, into g: inout TranscoderParameters, threads: Int) {
         let n = p.dOut, d = p.dIn, rows = a.rows
         // b_dec: column sums of dOut.
         g.bDec.withUnsafeMutableBufferPointer { gb in
@@ -151,6 +156,7 @@ enum SparseCoding {
                                                     let ai = val[e]
                                                     let wi = w.baseAddress! + i * n
                                                     BLAS.axpy(n, ai, dout, gw.baseAddress! + i * n)
+                                                    if i == fixed { continue }
                                                     var da = BLAS.dot(n, wi, dout)
                                                     if lambda != 0 {
                                                         let root = (ai + epsilon).squareRoot()

@@ -45,13 +45,14 @@ public enum Step1Objective {
                                 activations: (query: TranscoderActivation, key: TranscoderActivation),
                                 batch: TrainingBatch, geometry: AttentionGeometry, weights w: ObjectiveWeights,
                                 gradQ: UnsafeMutablePointer<TranscoderParameters>?, gradK: UnsafeMutablePointer<TranscoderParameters>?,
-                                threads: Int = 2) -> ObjectiveResult {
+                                keyFirstPosition: Int? = nil, threads: Int = 2) -> ObjectiveResult {
         let n = batch.tokens, qw = geometry.qWidth, kw = geometry.kWidth, t = batch.length
         var r = ObjectiveResult()
         let wantGrad = gradQ != nil && gradK != nil
         // Encoder (the one dense GEMM) and sparse decoder.
         r.codesQ = batch.x.withUnsafeBufferPointer { SparseCoding.encode(query, activation: activations.query, x: $0.baseAddress!, rows: n, threads: threads) }
         r.codesK = batch.x.withUnsafeBufferPointer { SparseCoding.encode(key, activation: activations.key, x: $0.baseAddress!, rows: n, threads: threads) }
+        if let f = keyFirstPosition { r.codesK = r.codesK.fixingFirstPosition(feature: f, sequenceLength: t) }
         var qHat = [Float](repeating: 0, count: n * qw), kHat = [Float](repeating: 0, count: n * kw)
         qHat.withUnsafeMutableBufferPointer { SparseCoding.decode(query, r.codesQ, into: $0.baseAddress!, threads: threads) }
         kHat.withUnsafeMutableBufferPointer { SparseCoding.decode(key, r.codesK, into: $0.baseAddress!, threads: threads) }
@@ -118,7 +119,7 @@ public enum Step1Objective {
         let lamQ: Float = activations.query == .relu ? w.lambdaQ : 0
         let lamK: Float = activations.key == .relu ? w.lambdaK : 0
         r.penaltyQ = SparseCoding.penalty(r.codesQ, decoderNorms: normsQ, lambda: lamQ, epsilon: w.epsilon)
-        r.penaltyK = SparseCoding.penalty(r.codesK, decoderNorms: normsK, lambda: lamK, epsilon: w.epsilon)
+        r.penaltyK = SparseCoding.penalty(r.codesK, decoderNorms: normsK, lambda: lamK, epsilon: w.epsilon, fixed: keyFirstPosition)
         r.total = Double(w.fullKL) * r.klFull + Double(w.qOnlyKL) * r.klQOnly + Double(w.kOnlyKL) * r.klKOnly
             + Double(w.alpha) * (r.normalisedMSEQ + r.normalisedMSEK) + r.penaltyQ + r.penaltyK
 
@@ -130,7 +131,8 @@ public enum Step1Objective {
                 }
                 dkHat.withUnsafeBufferPointer { dk in
                     SparseCoding.backward(key, r.codesK, x: x.baseAddress!, dOut: dk.baseAddress!, decoderNorms: normsK,
-                                          lambda: lamK, epsilon: w.epsilon, into: &gradK.pointee, threads: threads)
+                                          lambda: lamK, epsilon: w.epsilon, fixed: keyFirstPosition,
+                                          into: &gradK.pointee, threads: threads)
                 }
             }
         }

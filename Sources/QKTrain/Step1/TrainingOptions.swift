@@ -47,6 +47,14 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var resampleEveryTokens: Int = 25_000
     /// Stop resampling after this fraction of the run, so the last features settle.
     public var resampleUntilFraction: Double = 0.8
+    /// Give the key dictionary a first-position feature (feature 0: activation 1 at each
+    /// sequence's first position, 0 elsewhere, decoder learned, no penalty). The key there — [CLS],
+    /// BOS, the attention sink — is nearly one fixed vector; without this feature step 1 spreads it
+    /// over dozens of learned features that all fire at position 0, and step 2 needs a pair for each.
+    /// Optional so that configs stored before it existed decode (as off); `--no-first-position-feature`.
+    public var firstPositionKeyFeature: Bool? = true
+    /// The key feature fixed to the first position, when there is one.
+    public var keyFirstPositionFeature: Int? { firstPositionKeyFeature == true ? 0 : nil }
     /// Threads for the trainer's own parallel loops (BLAS is kept single-threaded meanwhile).
     public var threads: Int = 2
     /// Report progress every this many steps.

@@ -64,12 +64,53 @@ public struct TranscoderParameters: Sendable, Equatable {
     }
 
     /// The SAELens-layout transcoder (`W_enc [d_in, d_hidden]`).
-    public func transcoder(activation: TranscoderActivation) -> Transcoder {
+    public func transcoder(activation: TranscoderActivation, firstPositionFeature: Int? = nil) -> Transcoder {
         var enc = [Float](repeating: 0, count: dIn * dHidden)
         for i in 0..<dHidden { for j in 0..<dIn { enc[j * dHidden + i] = encoderT[i * dIn + j] } }
         return Transcoder(wEnc: Tensor(shape: [dIn, dHidden], data: enc), bEnc: Tensor(shape: [dHidden], data: bEnc),
                           wDec: Tensor(shape: [dHidden, dOut], data: wDec), bDec: Tensor(shape: [dOut], data: bDec),
-                          activation: activation)
+                          activation: activation, firstPositionFeature: firstPositionFeature)
+    }
+
+    /// Makes feature `f` the first-position feature. Its activation is set (1 at each sequence's
+    /// first position), never encoded, so it gets no encoder gradient; its decoder row starts at
+    /// `meanFirstKey − b_dec` (q̂·k̂ at position 0 starts right) and is learned.
+    ///
+    /// Its encoder is still made meaningful, for anyone who applies the exported dictionary to
+    /// activations themselves: when the first positions' inputs `x` (`[rows, d_in]`, sequences of
+    /// `sequenceLength`) are separable from the rest along d = mean(first) − mean(rest) — [CLS] and
+    /// BOS are — the encoder is set to pre(x) = 1 − k·⟨d, mean(first) − x⟩ with k chosen so that
+    /// pre ≈ 1 on first positions and pre ≤ −1 on every other row seen; otherwise it is switched
+    /// off (zero weights, b_enc = −1e4).
+    public mutating func setFirstPositionFeature(_ f: Int, meanFirstKey: [Float], x: [Float], rows: Int, sequenceLength t: Int) {
+        precondition(f >= 0 && f < dHidden && meanFirstKey.count == dOut && x.count == rows * dIn && t > 0)
+        for c in 0..<dOut { wDec[f * dOut + c] = meanFirstKey[c] - bDec[c] }
+        for j in 0..<dIn { encoderT[f * dIn + j] = 0 }
+        bEnc[f] = -1e4
+        var first = [Double](repeating: 0, count: dIn), rest = [Double](repeating: 0, count: dIn)
+        var nFirst = 0, nRest = 0
+        for r in 0..<rows {
+            if r % t == 0 { nFirst += 1; for j in 0..<dIn { first[j] += Double(x[r * dIn + j]) } }
+            else { nRest += 1; for j in 0..<dIn { rest[j] += Double(x[r * dIn + j]) } }
+        }
+        guard nFirst > 0, nRest > 0 else { return }
+        let mu0 = first.map { $0 / Double(nFirst) }
+        var d = (0..<dIn).map { mu0[$0] - rest[$0] / Double(nRest) }
+        let norm = d.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        guard norm > 0 else { return }
+        d = d.map { $0 / norm }
+        // Margins along d: how far below mean(first) each row sits.
+        var worstFirst = 0.0, closestRest = Double.infinity
+        for r in 0..<rows {
+            var m = 0.0
+            for j in 0..<dIn { m += d[j] * (mu0[j] - Double(x[r * dIn + j])) }
+            if r % t == 0 { worstFirst = max(worstFirst, m) } else { closestRest = min(closestRest, m) }
+        }
+        guard closestRest > 4 * worstFirst, closestRest > 0 else { return }
+        let k = 2 / closestRest
+        var dotMu = 0.0
+        for j in 0..<dIn { encoderT[f * dIn + j] = Float(k * d[j]); dotMu += d[j] * mu0[j] }
+        bEnc[f] = Float(1 - k * dotMu)
     }
 
     /// Back from the SAELens layout.

@@ -128,7 +128,8 @@ public final class TranscoderTrainer {
             let r = withUnsafeMutablePointer(to: &gradQ) { gq in
                 withUnsafeMutablePointer(to: &gradK) { gk in
                     Step1Objective.evaluate(query: state.query, key: state.key, activations: acts, batch: batch,
-                                            geometry: g, weights: w, gradQ: gq, gradK: gk, threads: o.threads)
+                                            geometry: g, weights: w, gradQ: gq, gradK: gk,
+                                            keyFirstPosition: o.keyFirstPositionFeature, threads: o.threads)
                 }
             }
             guard r.total.isFinite else {
@@ -195,7 +196,8 @@ public final class TranscoderTrainer {
         let trainedFor = Date().timeIntervalSince(started)
         BLAS.setThreads(1)
         var evaluation = HeldOutEvaluator.evaluate(query: state.query, key: state.key, activations: acts, sequences: heldOut,
-                                                   geometry: g, weights: o.objective, chunk: o.batchSequences, threads: o.threads)
+                                                   geometry: g, weights: o.objective, keyFirstPosition: o.keyFirstPositionFeature,
+                                                   chunk: o.batchSequences, threads: o.threads)
         evaluation.metrics.tokensPerSecond = trainedFor > 0 ? Double(state.tokensSeen - tokensAtStart) / trainedFor : 0
         return result(state, evaluation: evaluation, completed: true, started: started, tokensAtStart: tokensAtStart,
                       resampled: (resampledQ, resampledK), checkpointPath: nil)
@@ -205,7 +207,8 @@ public final class TranscoderTrainer {
                         resampled: (Int, Int), checkpointPath: String?) -> TrainingResult {
         let elapsed = Date().timeIntervalSince(started)
         return TrainingResult(
-            query: s.query.transcoder(activation: options.queryActivation), key: s.key.transcoder(activation: options.keyActivation),
+            query: s.query.transcoder(activation: options.queryActivation),
+            key: s.key.transcoder(activation: options.keyActivation, firstPositionFeature: options.keyFirstPositionFeature),
             evaluation: evaluation, completed: completed, steps: s.step, tokensSeen: s.tokensSeen,
             tokensPerSecond: evaluation?.metrics.tokensPerSecond ?? (elapsed > 0 ? Double(s.tokensSeen - tokensAtStart) / elapsed : 0),
             options: options, geometry: geometry, layer: source.layer, lambdaQuery: s.lambdaQuery, lambdaKey: s.lambdaKey,
@@ -245,6 +248,14 @@ public final class TranscoderTrainer {
         if o.initialDensity > 0 {
             q.calibrateEncoderBias(x: first.x, rows: first.tokens, density: o.initialDensity)
             k.calibrateEncoderBias(x: first.x, rows: first.tokens, density: o.initialDensity)
+        }
+        if let f = o.keyFirstPositionFeature {
+            // The first-position feature starts where it ends up: the mean first-position key.
+            var firstKeys = [Float](repeating: 0, count: g.kWidth)
+            for s in 0..<first.sequences {
+                for c in 0..<g.kWidth { firstKeys[c] += first.k[s * first.length * g.kWidth + c] / Float(first.sequences) }
+            }
+            k.setFirstPositionFeature(f, meanFirstKey: firstKeys, x: first.x, rows: first.tokens, sequenceLength: first.length)
         }
         let every = o.resampleEveryTokens > 0 ? o.resampleEveryTokens : o.deadWindowTokens
         return TrainerState(query: q, key: k, adamQuery: AdamState(like: q), adamKey: AdamState(like: k),
