@@ -5,6 +5,8 @@ import QKTrain
 /// Everything a run is made from. Stored as the run's `config` JSON, so `qkdb mask` and
 /// `qkdb eval` can rebuild the exact same data (same corpus, packing, split and shuffle) later.
 public struct PipelineOptions: Codable, Sendable, Equatable {
+    /// The L0 the command line aims step 1 at when no sparsity is given (`--l0-target`).
+    public static let defaultL0Target: Double = 18
     /// Model directory (HF config.json + safetensors) or `.gguf` file.
     public var model: String
     public var layer: Int

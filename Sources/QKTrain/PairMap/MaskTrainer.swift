@@ -7,7 +7,7 @@ import CPairMap
 /// 128-token sequences, ~600 training sequences); see the README's `mask` section for why.
 public struct MaskTrainingOptions: Sendable, Codable, Equatable {
     /// μ, the weight of Σ sqrt(m + ε). Per entry it pulls with μ/(2·sqrt(m+ε)) against the KL.
-    public var penalty: Float = 1e-6
+    public var penalty: Float = 1.35e-6
     public var epsilon: Float = 1e-6
     /// Entries whose trained mask ends below this are pruned to exactly zero.
     public var threshold: Float = 0.5

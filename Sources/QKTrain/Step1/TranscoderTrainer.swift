@@ -161,7 +161,11 @@ public final class TranscoderTrainer {
                 && Double(state.tokensSeen) <= o.resampleUntilFraction * Double(o.trainTokens) {
                 let every = o.resampleEveryTokens > 0 ? o.resampleEveryTokens : o.deadWindowTokens
                 state.nextResampleAt = state.tokensSeen + every
-                let deadQ = state.activityQuery.dead(at: state.tokensSeen), deadK = state.activityKey.dead(at: state.tokensSeen)
+                let deadQ = state.activityQuery.dead(at: state.tokensSeen)
+                // The first-position feature is set, not encoded: never restarted, and its fitted
+                // encoder row does not count towards the scale restarted encoders get.
+                let fixedK = o.keyFirstPositionFeature
+                let deadK = state.activityKey.dead(at: state.tokensSeen).filter { $0 != fixedK }
                 if !deadQ.isEmpty {
                     let live = state.activityQuery.lastFired.map { state.tokensSeen - $0 < o.deadWindowTokens }
                     let restarted = DeadFeatureResampler.resample(&state.query, features: deadQ, codes: r.codesQ, x: batch.x,
@@ -171,7 +175,8 @@ public final class TranscoderTrainer {
                     resampledQ += restarted.count
                 }
                 if !deadK.isEmpty {
-                    let live = state.activityKey.lastFired.map { state.tokensSeen - $0 < o.deadWindowTokens }
+                    var live = state.activityKey.lastFired.map { state.tokensSeen - $0 < o.deadWindowTokens }
+                    if let f = fixedK { live[f] = false }
                     let restarted = DeadFeatureResampler.resample(&state.key, features: deadK, codes: r.codesK, x: batch.x,
                                                                   target: batch.k, tokenError: r.tokenErrorK, live: live, rng: &state.rng)
                     state.adamKey.reset(features: restarted)
