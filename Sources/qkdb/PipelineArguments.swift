@@ -30,7 +30,7 @@ struct PipelineArguments: ParsableArguments {
     @Option(help: "Sparsity penalty λ (sqrt penalty weighted by decoder norm), both dictionaries.")
     var sparsity: Float?
 
-    @Option(help: "Adapt λ toward this mean number of active features per token (default: 18 unless --sparsity or --top-k is given).")
+    @Option(help: "Adapt λ toward this mean number of active features per token (default: 18 for dictionaries of ≥ 576 features, unless --sparsity or --top-k is given; smaller dictionaries default to a fixed λ 1e-5).")
     var l0Target: Double?
 
     @Option(help: "Use TopK activations with this k instead of ReLU + penalty.")
@@ -68,9 +68,7 @@ struct PipelineArguments: ParsableArguments {
         o.seed = seed
         o.training.dHidden = dHidden
         if let sparsity { o.training.objective.lambdaQ = sparsity; o.training.objective.lambdaK = sparsity }
-        // L0 18 is where MiniLM layer 2's pair map meets issue 5's goals (README, Step 2); a fixed
-        // --sparsity or --top-k replaces it.
-        o.training.l0Target = l0Target ?? (sparsity == nil && topK == nil ? PipelineOptions.defaultL0Target : nil)
+        o.training.l0Target = l0Target ?? (sparsity == nil && topK == nil ? PipelineOptions.defaultL0Target(dHidden: dHidden) : nil)
         if let topK { o.training.queryActivation = .topK(topK); o.training.keyActivation = .topK(topK) }
         o.training.trainTokens = trainTokens
         o.training.batchSequences = batch

@@ -42,3 +42,14 @@ final class LossMetricsTests: XCTestCase {
         XCTAssertEqual(b[0, 0, 0, 3], 0.25)
     }
 }
+
+/// The command line's default step-1 sparsity: L0 18 for MiniLM-sized dictionaries, the
+/// reference's fixed λ for small ones (18 active of a few dozen features is not sparse).
+final class DefaultSparsityTests: XCTestCase {
+    func testL0TargetDependsOnDictionarySize() {
+        XCTAssertEqual(PipelineOptions.defaultL0Target(dHidden: 1536), 18)
+        XCTAssertEqual(PipelineOptions.defaultL0Target(dHidden: 576), 18)
+        XCTAssertNil(PipelineOptions.defaultL0Target(dHidden: 575))
+        XCTAssertNil(PipelineOptions.defaultL0Target(dHidden: 32))
+    }
+}

@@ -34,7 +34,7 @@ public enum DictionaryExport {
     }
 
     /// θ of a RoPE run (stored by step 2 as `rope.theta`); nil for models without RoPE or runs not yet masked.
-    static func ropeTheta(run: Int64, store: Store) throws -> Float? {
+    public static func ropeTheta(run: Int64, store: Store) throws -> Float? {
         guard try store.tensorNames(run: run).contains("rope.theta") else { return nil }
         return try store.tensor(run: run, name: "rope.theta").values.first
     }

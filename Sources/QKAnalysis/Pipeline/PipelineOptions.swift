@@ -5,8 +5,11 @@ import QKTrain
 /// Everything a run is made from. Stored as the run's `config` JSON, so `qkdb mask` and
 /// `qkdb eval` can rebuild the exact same data (same corpus, packing, split and shuffle) later.
 public struct PipelineOptions: Codable, Sendable, Equatable {
-    /// The L0 the command line aims step 1 at when no sparsity is given (`--l0-target`).
-    public static let defaultL0Target: Double = 18
+    /// The L0 the command line aims step 1 at when no sparsity is given (`--l0-target`): 18, where
+    /// MiniLM layer 2's 1536-feature pair map meets issue 5's goals (README, Step 2) — for
+    /// dictionaries of at least 32 × 18 features (≤ ~3% active). Smaller dictionaries (test
+    /// fixtures, quick looks) keep the reference's fixed λ: 18 active of a few dozen is not sparse.
+    public static func defaultL0Target(dHidden: Int) -> Double? { dHidden >= 32 * 18 ? 18 : nil }
     /// Model directory (HF config.json + safetensors) or `.gguf` file.
     public var model: String
     public var layer: Int
