@@ -65,6 +65,10 @@ final class PlantedPipelineTests: XCTestCase {
         // By default the key dictionary's feature 0 is fixed to the first position (BOS here), and
         // it is the one that carries the sink; the exported encoder reproduces it (checked below).
         XCTAssertEqual(sink, 0, "the top sink is not the first-position feature")
+        let shown = try CLI.run(["feature", "--store", store, "--run", "1", "--side", "key", "--index", "0", "--no-histogram", "--format", "json"])
+        XCTAssertEqual(shown.status, 0, shown.stderr)
+        let described = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual((described["feature"] as? [String: Any])?["label"] as? String, "first position (set, not encoded)")
         // It fires on BOS, and on no other token group at even 1/20 of that (BOS may be split over
         // several such features; the top one is the one carrying the most attention).
         let onBOS = key.mean(sink, on: [planted.bos])

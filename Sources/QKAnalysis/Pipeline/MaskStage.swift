@@ -46,7 +46,10 @@ public enum MaskStage {
             m.klUnmasked, m.klPruned))
 
         // One transaction: the pair map and everything measured with it land together.
-        try store.stage { try write(result, run: run, heldOut: plan.heldOut, model: model, store: store, maskSeconds: maskSeconds) }
+        try store.stage {
+            try write(result, run: run, heldOut: plan.heldOut, model: model, store: store, maskSeconds: maskSeconds,
+                      keyFirstPosition: key.firstPositionFeature)
+        }
         return result
     }
 
@@ -73,8 +76,12 @@ public enum MaskStage {
                             values: r.keyBiasImportance)
     }
 
+    /// The label the store gives the key dictionary's first-position feature (`qkdb feature`,
+    /// `export --what features`).
+    public static let firstPositionLabel = "first position (set, not encoded)"
+
     static func write(_ r: PairMapResult, run: Int64, heldOut: SequenceSet, model: any TransformerModel,
-                      store: Store, maskSeconds: Double) throws {
+                      store: Store, maskSeconds: Double, keyFirstPosition: Int?) throws {
         try writePairMap(r, run: run, nHead: model.config.nHead, store: store)
 
         var features: [FeatureStats] = []
@@ -83,7 +90,8 @@ public enum MaskStage {
             for f in 0..<s.width {
                 features.append(FeatureStats(side: side, index: f, alive: s.alive[f], density: Double(s.density[f]),
                                              meanActivation: Double(s.meanActivation[f]), maxActivation: Double(s.maxActivation[f]),
-                                             bosFraction: Double(s.bosFraction[f])))
+                                             bosFraction: Double(s.bosFraction[f]),
+                                             label: side == .key && f == keyFirstPosition ? firstPositionLabel : nil))
                 for (rank, e) in (s.exampleStart[f]..<s.exampleStart[f + 1]).enumerated() {
                     examples.append(FeatureExample(side: side, feature: f, rank: rank, sequenceID: Int(s.exampleSequence[e]),
                                                    position: Int(s.examplePosition[e]), activation: s.exampleActivation[e]))

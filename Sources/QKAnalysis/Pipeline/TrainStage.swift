@@ -57,8 +57,9 @@ public enum TrainStage {
             let run = try store.createRun(spec)
             for (name, t) in tensorList(result) { try store.putTensor(run: run, name: name, shape: t.shape, values: t.data) }
             if let e = result.evaluation {
-                try store.putFeatures(run: run, densities(e.firingCountsQuery, tokens: e.tokens, side: .query)
-                                      + densities(e.firingCountsKey, tokens: e.tokens, side: .key))
+                var key = densities(e.firingCountsKey, tokens: e.tokens, side: .key)
+                if let f = result.key.firstPositionFeature, f < key.count { key[f].label = MaskStage.firstPositionLabel }
+                try store.putFeatures(run: run, densities(e.firingCountsQuery, tokens: e.tokens, side: .query) + key)
             }
             return run
         }
