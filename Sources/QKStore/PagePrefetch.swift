@@ -167,15 +167,16 @@ final class PagePrefetcher {
     }
 }
 
-/// An interior page of a table b-tree: cells of (child page, largest rowid in that child) in rowid
-/// order, plus the right-most child for larger rowids. Searched in place.
-private struct InteriorPage {
+/// What table and index interior pages share: the page bytes, the b-tree header's cell count and
+/// right-most child, and the cell pointer array right after the 12-byte header.
+private struct InteriorPageLayout {
     let bytes: [UInt8]
     let header: Int
     let count: Int
     let rightmost: Int
 
     init?(bytes: [UInt8], header: Int) {
+        guard header + 12 <= bytes.count else { return nil }
         self.bytes = bytes; self.header = header
         count = Int(bytes[header + 3]) << 8 | Int(bytes[header + 4])
         rightmost = Self.be32(bytes, header + 8)
@@ -184,13 +185,29 @@ private struct InteriorPage {
 
     static func be32(_ b: [UInt8], _ i: Int) -> Int { Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3]) }
 
+    /// Where cell `i` starts in the page.
+    func cellStart(_ i: Int) -> Int { Int(bytes[header + 12 + 2 * i]) << 8 | Int(bytes[header + 13 + 2 * i]) }
+}
+
+/// An interior page of a table b-tree: cells of (child page, largest rowid in that child) in rowid
+/// order, plus the right-most child for larger rowids. Searched in place.
+private struct InteriorPage {
+    let page: InteriorPageLayout
+    var count: Int { page.count }
+    var rightmost: Int { page.rightmost }
+
+    init?(bytes: [UInt8], header: Int) {
+        guard let page = InteriorPageLayout(bytes: bytes, header: header) else { return nil }
+        self.page = page
+    }
+
     /// Cell `i` as (child, key), or nil when it points outside the page.
     func cell(_ i: Int) -> (child: Int, key: Int64)? {
-        let at = Int(bytes[header + 12 + 2 * i]) << 8 | Int(bytes[header + 13 + 2 * i])
+        let at = page.cellStart(i), bytes = page.bytes
         guard at + 5 <= bytes.count else { return nil }
         var j = at + 4
         guard let key = sqliteVarint(bytes, &j) else { return nil }
-        return (Self.be32(bytes, at), key)
+        return (InteriorPageLayout.be32(bytes, at), key)
     }
 
     /// The child page that holds `rowid` (the first cell whose key is at least it, else the right-most).
@@ -223,27 +240,24 @@ extension Store {
 /// An interior page of an index b-tree (type 0x02): cells of (left child, key record) in key
 /// order, plus the right-most child. Only the leading integer columns of each key are decoded.
 private struct IndexInteriorPage {
-    let bytes: [UInt8]
-    let header: Int
-    let count: Int
-    let rightmost: Int
+    let page: InteriorPageLayout
+    var count: Int { page.count }
+    var rightmost: Int { page.rightmost }
 
     init?(bytes: [UInt8], header: Int) {
-        guard bytes[header] == 0x02 else { return nil }
-        self.bytes = bytes; self.header = header
-        count = Int(bytes[header + 3]) << 8 | Int(bytes[header + 4])
-        rightmost = InteriorPage.be32(bytes, header + 8)
-        guard header + 12 + 2 * count <= bytes.count else { return nil }
+        guard header < bytes.count, bytes[header] == 0x02, let page = InteriorPageLayout(bytes: bytes, header: header) else { return nil }
+        self.page = page
     }
 
-    private func varint(_ i: inout Int) -> Int64? { sqliteVarint(bytes, &i) }
+    private func varint(_ i: inout Int) -> Int64? { sqliteVarint(page.bytes, &i) }
 
     /// Cell `i`: its left child and the first `columns` integer values of its key (nil if damaged
     /// or not integers).
     func cell(_ i: Int, columns: Int) -> (child: Int, key: [Int64])? {
-        var at = Int(bytes[header + 12 + 2 * i]) << 8 | Int(bytes[header + 13 + 2 * i])
+        let bytes = page.bytes
+        var at = page.cellStart(i)
         guard at + 4 < bytes.count else { return nil }
-        let child = InteriorPage.be32(bytes, at)
+        let child = InteriorPageLayout.be32(bytes, at)
         at += 4
         guard varint(&at) != nil else { return nil }          // payload size
         let recordStart = at

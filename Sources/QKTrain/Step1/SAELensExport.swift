@@ -89,7 +89,7 @@ public enum SAELensExport {
         ]
         if let f = t.firstPositionFeature {
             cfg["first_position_feature"] = f
-            cfg["first_position_feature_note"] = "feature \(f) is not encoded: its activation is 1 at the first position of each sequence and 0 elsewhere (its W_enc column and b_enc are unused)"
+            cfg["first_position_feature_note"] = "qkdb sets feature \(f) rather than encoding it: activation 1 at the first position of each sequence, 0 elsewhere. Its W_enc column and b_enc reproduce that (about 1 on first-position inputs, negative elsewhere) when the first position's inputs stand apart from the rest, as [CLS] and BOS do; otherwise they are zero and -1e4"
         }
         if t.activation == .relu {
             cfg["sparsity_penalty"] = "lambda * sum over tokens and active features of (sqrt(a + eps) - sqrt(eps)) * ||W_dec[i]||"
