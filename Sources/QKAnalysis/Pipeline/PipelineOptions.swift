@@ -6,7 +6,7 @@ import QKTrain
 /// `qkdb eval` can rebuild the exact same data (same corpus, packing, split and shuffle) later.
 public struct PipelineOptions: Codable, Sendable, Equatable {
     /// The L0 the command line aims step 1 at when no sparsity is given (`--l0-target`): 18, where
-    /// MiniLM layer 2's 1536-feature pair map meets issue 5's goals (README, Step 2) — for
+    /// MiniLM layer 2's 1536-feature pair map comes closest to issue 5's goals (README, Step 2) — for
     /// dictionaries of at least 32 × 18 features (≤ ~3% active). Smaller dictionaries (test
     /// fixtures, quick looks) keep the reference's fixed λ: 18 active of a few dozen is not sparse.
     public static func defaultL0Target(dHidden: Int) -> Double? { dHidden >= 32 * 18 ? 18 : nil }
