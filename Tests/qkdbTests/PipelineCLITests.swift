@@ -76,6 +76,9 @@ final class PipelineCLITests: XCTestCase {
         let tensors = Set(try db.tensorNames(run: 1))
         for side in ["query", "key"] { for t in ["W_enc", "b_enc", "W_dec", "b_dec"] { XCTAssertTrue(tensors.contains("\(side).\(t)"), "no tensor \(side).\(t)") } }
         XCTAssertTrue(tensors.isSuperset(of: ["pairmap.key_bias", Store.keyBiasImportanceTensor]), "\(tensors)")
+        // The key dictionary's first-position feature (on by default) is recorded with the run.
+        XCTAssertTrue(tensors.contains("key.first_position_feature"), "\(tensors)")
+        XCTAssertFalse(tensors.contains("query.first_position_feature"))
         let vocabulary = try db.vocabulary(run: 1)
         XCTAssertEqual(vocabulary.count, 400, "one vocabulary row per token of the model")
         let firstExample = try XCTUnwrap(try (0..<24).lazy.compactMap { try db.examples(run: 1, side: .query, feature: $0).first }.first)
@@ -104,6 +107,20 @@ final class PipelineCLITests: XCTestCase {
         let resultsAfter = try XCTUnwrap((after["eval"] as? [String: Any])?["results"] as? NSArray)
         XCTAssertTrue(resultsAfter.isEqual(try XCTUnwrap(evalBefore["results"] as? NSArray)), "qkdb eval did not reproduce the evaluation")
         XCTAssertEqual(try runsJSON(store).first?["status"] as? String, "complete")
+    }
+
+    /// `--no-first-position-feature`: step 1 without it, and nothing recorded for it.
+    func testTrainWithoutTheFirstPositionFeature() throws {
+        let dir = CLI.temporaryDirectory(self)
+        let corpus = try Self.corpus(in: dir)
+        let store = dir.appendingPathComponent("plain.qkdb").path
+        let args = ["train", "--model", Self.model, "--corpus", corpus, "--layer", "1", "--context", "16", "--d-hidden", "24",
+                    "--train-tokens", "3000", "--batch", "4", "--store", store]
+        let r = try CLI.run(args + ["--no-first-position-feature"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let tensors = Set(try Store(path: store).tensorNames(run: 1))
+        XCTAssertTrue(tensors.contains("key.W_dec"), "\(tensors)")
+        XCTAssertFalse(tensors.contains("key.first_position_feature"), "\(tensors)")
     }
 
     func testBadInputFailsWithOneLineAndKeepsEarlierRuns() throws {
