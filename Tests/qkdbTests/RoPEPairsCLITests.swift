@@ -70,10 +70,10 @@ final class RoPEPairsCLITests: XCTestCase {
                                               dQuery: Self.width, dKey: Self.width))
         try RunTensors.put(q, side: "query", run: run, in: store)
         try RunTensors.put(k, side: "key", run: run, in: store)
-        XCTAssertNil(try DictionaryExport.ropeTheta(run: run, store: store), "no θ before step 2 writes it")
+        XCTAssertNil(try RoPEPairOffsets.theta(store: store, run: run), "no θ before step 2 writes it")
         try MaskStage.writePairMap(result, run: run, nHead: 2, store: store)
         // What export-dictionaries writes as cfg.json's rope_theta.
-        XCTAssertEqual(try DictionaryExport.ropeTheta(run: run, store: store), 10000)
+        XCTAssertEqual(try RoPEPairOffsets.theta(store: store, run: run), 10000)
 
         // The previous-token query feature's strongest pair on head 0 is key feature 0, peaking at offset 1.
         let prev = try CLI.run(["pairs", "--store", path, "--run", String(run), "--query-feature", "0", "--head", "0", "--format", "json"])

@@ -21,11 +21,20 @@ public struct RoPEPairOffsets {
         try store.tensorNames(run: run).contains("rope.theta")
     }
 
-    public init(store: Store, run: Int64) throws {
-        let info = try store.run(run)
+    /// θ of a RoPE run, as step 2 stored it (`rope.theta`); nil for runs without RoPE or not yet masked.
+    public static func theta(store: Store, run: Int64) throws -> Float? {
+        guard try isRoPE(store: store, run: run) else { return nil }
         let theta = try store.tensor(run: run, name: "rope.theta")
         guard theta.values.count == 1, let t = theta.values.first, t.isFinite, t > 0 else {
             throw PipelineError("run \(run) in \(store.path): tensor rope.theta must hold one positive θ")
+        }
+        return t
+    }
+
+    public init(store: Store, run: Int64) throws {
+        let info = try store.run(run)
+        guard let t = try Self.theta(store: store, run: run) else {
+            throw PipelineError("run \(run) in \(store.path): no tensor rope.theta (not a RoPE run, or not masked yet)")
         }
         let q = try store.tensor(run: run, name: "query.W_dec"), k = try store.tensor(run: run, name: "key.W_dec")
         let h = info.spec.nHead, g = info.spec.nKVHead ?? h

@@ -23,7 +23,7 @@ public enum DictionaryExport {
         let geometry = AttentionGeometry(nHead: info.spec.nHead, nKVHead: info.spec.nKVHead ?? info.spec.nHead,
                                          dHead: info.spec.dHead ?? query.dOut / info.spec.nHead,
                                          causal: info.spec.architecture != "bert",
-                                         ropeTheta: try ropeTheta(run: run, store: store))
+                                         ropeTheta: try RoPEPairOffsets.theta(store: store, run: run))
         let export = DictionaryExportInfo(modelName: info.spec.model ?? o.model, layer: o.layer, geometry: geometry,
                                           contextSize: o.context, datasetPath: o.corpus ?? o.tokens ?? "", prependBOS: o.bos,
                                           lambdaQuery: Float(metrics["lambda_query"] as? Double ?? Double(o.training.objective.lambdaQ)),
@@ -31,11 +31,5 @@ public enum DictionaryExport {
         try SAELensExport.write(query: query, key: key,
                                 log10DensityQuery: try log10Density(.query, width: query.dHidden),
                                 log10DensityKey: try log10Density(.key, width: key.dHidden), info: export, to: dir)
-    }
-
-    /// θ of a RoPE run (stored by step 2 as `rope.theta`); nil for models without RoPE or runs not yet masked.
-    public static func ropeTheta(run: Int64, store: Store) throws -> Float? {
-        guard try store.tensorNames(run: run).contains("rope.theta") else { return nil }
-        return try store.tensor(run: run, name: "rope.theta").values.first
     }
 }

@@ -77,8 +77,10 @@ public enum MaskStage {
     }
 
     /// The label the store gives the key dictionary's first-position feature (`qkdb feature`,
-    /// `export --what features`).
-    public static let firstPositionLabel = "first position (set, not encoded)"
+    /// `export --what features`); other features have none.
+    static func label(side: FeatureSide, index: Int, keyFirstPosition: Int?) -> String? {
+        side == .key && index == keyFirstPosition ? "first position (set, not encoded)" : nil
+    }
 
     static func write(_ r: PairMapResult, run: Int64, heldOut: SequenceSet, model: any TransformerModel,
                       store: Store, maskSeconds: Double, keyFirstPosition: Int?) throws {
@@ -91,7 +93,7 @@ public enum MaskStage {
                 features.append(FeatureStats(side: side, index: f, alive: s.alive[f], density: Double(s.density[f]),
                                              meanActivation: Double(s.meanActivation[f]), maxActivation: Double(s.maxActivation[f]),
                                              bosFraction: Double(s.bosFraction[f]),
-                                             label: side == .key && f == keyFirstPosition ? firstPositionLabel : nil))
+                                             label: label(side: side, index: f, keyFirstPosition: keyFirstPosition)))
                 for (rank, e) in (s.exampleStart[f]..<s.exampleStart[f + 1]).enumerated() {
                     examples.append(FeatureExample(side: side, feature: f, rank: rank, sequenceID: Int(s.exampleSequence[e]),
                                                    position: Int(s.examplePosition[e]), activation: s.exampleActivation[e]))

@@ -57,9 +57,9 @@ public enum TrainStage {
             let run = try store.createRun(spec)
             for (name, t) in tensorList(result) { try store.putTensor(run: run, name: name, shape: t.shape, values: t.data) }
             if let e = result.evaluation {
-                var key = densities(e.firingCountsKey, tokens: e.tokens, side: .key)
-                if let f = result.key.firstPositionFeature, f < key.count { key[f].label = MaskStage.firstPositionLabel }
-                try store.putFeatures(run: run, densities(e.firingCountsQuery, tokens: e.tokens, side: .query) + key)
+                let first = result.key.firstPositionFeature
+                try store.putFeatures(run: run, densities(e.firingCountsQuery, tokens: e.tokens, side: .query, keyFirstPosition: first)
+                                      + densities(e.firingCountsKey, tokens: e.tokens, side: .key, keyFirstPosition: first))
             }
             return run
         }
@@ -77,9 +77,10 @@ public enum TrainStage {
 
     /// Step-1 densities (held-out firing counts) as provisional feature rows; step 2 replaces
     /// them with full statistics.
-    static func densities(_ counts: [Int], tokens: Int, side: FeatureSide) -> [FeatureStats] {
+    static func densities(_ counts: [Int], tokens: Int, side: FeatureSide, keyFirstPosition: Int?) -> [FeatureStats] {
         counts.enumerated().map { i, c in
-            FeatureStats(side: side, index: i, alive: c > 0, density: tokens > 0 ? Double(c) / Double(tokens) : 0)
+            FeatureStats(side: side, index: i, alive: c > 0, density: tokens > 0 ? Double(c) / Double(tokens) : 0,
+                         label: MaskStage.label(side: side, index: i, keyFirstPosition: keyFirstPosition))
         }
     }
 }
