@@ -51,6 +51,12 @@ struct PipelineArguments: ParsableArguments {
     @Flag(help: "Do not give the key dictionary its first-position feature (key feature 0, fixed to activation 1 at each sequence's first position).")
     var noFirstPositionFeature = false
 
+    @Option(help: "After --train-tokens, fit the decoders alone (encoders frozen, no sparsity penalty, 0.3 × --lr) for this fraction of --train-tokens more; 0 turns it off.")
+    var decoderFit: Double = 0.1
+
+    @Option(help: "Weight of the decoder fit's pair-map term: a mask is trained on the frozen codes as step 2 trains one, and the fit also lowers the KL of the pruned map it keeps; 0 fits the reconstruction alone. Not on RoPE models.")
+    var pairFitWeight: Float = 3
+
     @Option(help: "A feature that has not fired for this many training tokens is dead, and dead features are checked for (and resampled) every this many tokens (default: 100000, or a fifth of --train-tokens if smaller; checked every 25000 tokens or the window if smaller).")
     var deadWindow: Int?
 
@@ -75,6 +81,8 @@ struct PipelineArguments: ParsableArguments {
         o.training.learningRate = lr
         o.training.resample = !noResample
         o.training.firstPositionKeyFeature = !noFirstPositionFeature
+        o.training.decoderFitFraction = decoderFit
+        o.training.pairFitWeight = pairFitWeight
         // A feature is dead after `deadWindow` silent tokens. The default (100k tokens, at most a
         // fifth of the budget) lets short runs resample too: a window longer than the run never fires.
         let window = deadWindow ?? min(o.training.deadWindowTokens, max(1000, trainTokens / 5))

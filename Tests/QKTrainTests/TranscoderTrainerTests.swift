@@ -61,6 +61,41 @@ final class TranscoderTrainerTests: XCTestCase {
         }
     }
 
+    /// The decoder fit after the token budget moves the decoders alone: the encoders end exactly
+    /// where a run without it leaves them, the decoders do not, and the held-out KL falls.
+    func testDecoderFitMovesOnlyTheDecoders() throws {
+        var without = smallOptions(); without.decoderFitFraction = 0
+        var with = smallOptions(); with.decoderFitFraction = 0.5
+        let a = try TranscoderTrainer(options: without, source: smallSource()).train()
+        let b = try TranscoderTrainer(options: with, source: smallSource()).train()
+        XCTAssertEqual(a.tokensSeen, with.trainTokens)
+        XCTAssertEqual(b.tokensSeen, with.trainTokens + with.decoderFitTokens)
+        for (x, y) in [(a.query, b.query), (a.key, b.key)] {
+            XCTAssertEqual(x.wEnc, y.wEnc); XCTAssertEqual(x.bEnc, y.bEnc)
+            XCTAssertNotEqual(x.wDec, y.wDec); XCTAssertNotEqual(x.bDec, y.bDec)
+        }
+        XCTAssertEqual(a.lambdaQuery, b.lambdaQuery)
+        let klWithout = try XCTUnwrap(a.evaluation).metrics.klFull, klWith = try XCTUnwrap(b.evaluation).metrics.klFull
+        XCTAssertLessThan(klWith, klWithout)
+
+        // Cancelled during the fit, a run checkpoints the state at the fit's start (the fit's
+        // pair-map term is built from data read there) and resumes to the same weights.
+        let flag = CancellationFlag()
+        let ckpt = tmp + "/fit.ckpt.safetensors"
+        let mainSteps = with.trainTokens / (8 * 8)
+        let first = try TranscoderTrainer(options: with, source: smallSource())
+            .train(progress: { if $0.step == mainSteps + 4 { flag.cancel() } }, cancel: flag, checkpointPath: ckpt)
+        XCTAssertFalse(first.completed); XCTAssertEqual(first.steps, mainSteps)
+        XCTAssertEqual(first.query, a.query); XCTAssertEqual(first.key, a.key)
+        let resumed = try TranscoderTrainer(options: with, source: smallSource()).train(resumeFrom: ckpt)
+        XCTAssertEqual(resumed.query, b.query); XCTAssertEqual(resumed.key, b.key)
+
+        var bad = smallOptions(); bad.decoderFitFraction = -0.1
+        XCTAssertThrowsError(try TranscoderTrainer(options: bad, source: smallSource())) {
+            XCTAssertTrue("\($0)".contains("--decoder-fit"), "\($0)")
+        }
+    }
+
     func testProgressAndMetricsAreReported() throws {
         var seen: [TrainingProgress] = []
         let r = try TranscoderTrainer(options: smallOptions(), source: smallSource()).train(progress: { seen.append($0) })
@@ -196,6 +231,7 @@ final class OnePassSourceTests: XCTestCase {
         let set = SequenceSet(ids: tokens.values.map(Int32.init), context: tokens.shape[1])
         var o = PlantedRecoveryTests.plantedOptions()
         o.heldOutSequences = 8; o.trainTokens = 16 * 8 * 4
+        o.decoderFitFraction = 0   // the decoder fit reads past the budget (its pair term, 1024 sequences)
         var batches = set.batches(size: 16)
         let ok = try TranscoderTrainer(options: o, source: ModelActivationSource(model: model, layer: 1, batches: { batches.next() })).train()
         XCTAssertTrue(ok.completed); XCTAssertEqual(ok.steps, 4)

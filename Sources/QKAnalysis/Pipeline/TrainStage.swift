@@ -22,6 +22,9 @@ public enum TrainStage {
         var training = o.training
         training.heldOutSequences = plan.heldOut.count
         training.seed = o.seed
+        // The decoder fit's pair-map term trains its mask as step 2 will.
+        training.pairFitMask = o.mask
+        training.pairFitSequences = o.maskSequences
         // The source serves the held-out sequences first (the trainer sets the first
         // `heldOutSequences` aside), then the shuffled training sequences; every epoch restarts it.
         let ordered = Captures.concatenate(plan.heldOut, plan.train)
@@ -32,7 +35,7 @@ public enum TrainStage {
         }
         let source = try ModelActivationSource(model: model, layer: o.layer, batches: iterator(), restart: { iterator() })
         let trainer = try TranscoderTrainer(options: training, source: source)
-        observer.stageStarted("step 1: train transcoders", total: Double(training.trainTokens), unit: "tok")
+        observer.stageStarted("step 1: train transcoders", total: Double(training.trainTokens + training.decoderFitTokens), unit: "tok")
         let started = Date()
         let result = try trainer.train(progress: { p in
             observer.stageProgress(Double(p.tokens), String(format: "loss %.4f  KL %.4f  L0 %.1f/%.1f  live %d/%d",

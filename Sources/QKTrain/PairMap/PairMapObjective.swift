@@ -20,7 +20,7 @@ import QKModels
 /// kept per entry and each sequence gathers the small block of its own features.
 public final class PairMapObjective {
     public let index: CooccurrenceIndex
-    public let weights: PairMapWeights
+    public internal(set) var weights: PairMapWeights
     public let nHead: Int
     public let causal: Bool
     public let training: [PairMapSequence]
@@ -47,26 +47,31 @@ public final class PairMapObjective {
 
     public var entryCount: Int { index.pairCount * nHead }
 
-    public init(query: Transcoder, key: Transcoder, config: ModelConfig, training: [PairMapSequence],
+    public convenience init(query: Transcoder, key: Transcoder, config: ModelConfig, training: [PairMapSequence],
+                            threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
+        try self.init(query: query, key: key, geometry: AttentionGeometry(config: config), training: training, threads: threads)
+    }
+
+    public init(query: Transcoder, key: Transcoder, geometry config: AttentionGeometry, training: [PairMapSequence],
                 threads: Int = ProcessInfo.processInfo.activeProcessorCount) throws {
         guard !training.isEmpty else { throw PairMapError("pair map: no training sequences") }
         // On RoPE models M depends on the offset p − s; this objective assumes one M per entry
         // (`RoPEPairMapObjective` is the offset-exact one, and `PairMap.run` picks it).
         if let theta = config.ropeTheta {
-            throw PairMapError("pair map: \(config.architecture.rawValue) uses RoPE (rope_theta \(theta)); use RoPEPairMapObjective")
+            throw PairMapError("pair map: the layer uses RoPE (rope_theta \(theta)); use RoPEPairMapObjective")
         }
         for (n, s) in training.enumerated() {
             try s.validate(index: n, queryWidth: query.dHidden, keyWidth: key.dHidden, nHead: config.nHead)
         }
-        causal = config.architecture.isCausal
+        causal = config.causal
         nHead = config.nHead
         index = CooccurrenceIndex(sequences: training, queryWidth: query.dHidden, keyWidth: key.dHidden, causal: causal)
-        weights = try PairMapWeights(query: query, key: key, config: config, index: index)
+        weights = try PairMapWeights(query: query, key: key, geometry: config, index: index)
         self.training = training
         trainingPLogP = training.map { PairMapObjective.plogp($0) }
         self.threads = max(1, threads)
         kernels = (0..<self.threads).map { _ in
-            PairMapKernel(queryWidth: query.dHidden, keyWidth: key.dHidden, nHead: config.nHead, causal: config.architecture.isCausal)
+            PairMapKernel(queryWidth: query.dHidden, keyWidth: key.dHidden, nHead: config.nHead, causal: config.causal)
         }
         // Live features: those with at least one pair.
         var row = [Int32](repeating: -1, count: index.queryWidth), col = [Int32](repeating: -1, count: index.keyWidth)

@@ -68,15 +68,27 @@ extension PairMapSequence {
             throw PairMapError("pair map: layer \(capture.layer) attn_in has width \(x.shape[2]), the transcoders read \(query.dIn) and \(key.dIn)")
         }
         let (batch, t) = (x.shape[0], x.shape[1])
-        let rows = x.reshaped([batch * t, x.shape[2]])
+        return sequences(rows: x.reshaped([batch * t, x.shape[2]]), patterns: pattern, length: t, query: query, key: key)
+    }
+
+    /// One `PairMapSequence` per sequence of a step-1 batch (the decoder fit's pair-map term).
+    static func sequences(from batch: TrainingBatch, nHead: Int, query: Transcoder, key: Transcoder) -> [PairMapSequence] {
+        let t = batch.length
+        return sequences(rows: Tensor(shape: [batch.tokens, batch.dModel], data: batch.x),
+                         patterns: Tensor(shape: [batch.sequences, nHead, t, t], data: batch.pattern),
+                         length: t, query: query, key: key)
+    }
+
+    /// `rows` `[sequences·length, d_in]`, `patterns` `[sequences, n_head, length, length]`.
+    private static func sequences(rows: Tensor, patterns: Tensor, length t: Int, query: Transcoder, key: Transcoder) -> [PairMapSequence] {
         let aq = query.encode(rows, sequenceLength: t), ak = key.encode(rows, sequenceLength: t)
         func slice(_ a: SparseActivations, _ b: Int) -> SparseActivations {
             let lo = a.rowStart[b * t], hi = a.rowStart[(b + 1) * t]
             return SparseActivations(rowStart: a.rowStart[(b * t)...((b + 1) * t)].map { $0 - lo },
                                      indices: Array(a.indices[lo..<hi]), values: Array(a.values[lo..<hi]), width: a.width)
         }
-        return (0..<batch).map { b in
-            PairMapSequence(query: slice(aq, b), key: slice(ak, b), pattern: pattern.row(b))
+        return (0..<patterns.shape[0]).map { b in
+            PairMapSequence(query: slice(aq, b), key: slice(ak, b), pattern: patterns.row(b))
         }
     }
 }

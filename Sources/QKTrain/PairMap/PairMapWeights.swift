@@ -14,10 +14,15 @@ public struct PairMapWeights: Sendable {
     public let nHead: Int
     /// `M` per mask entry (see `CooccurrenceIndex.entry(pair:head:heads:)`).
     public let pairValue: [Float]
-    /// `B` as `[key feature, head]` (heads innermost, like the entries).
-    public let keyBias: [Float]
+    /// `B` as `[key feature, head]` (heads innermost, like the entries). Settable so that the
+    /// decoder fit's pair-map term (`PairMapFitTerm`) can follow decoders that move.
+    public internal(set) var keyBias: [Float]
 
     public init(query: Transcoder, key: Transcoder, config: ModelConfig, index: CooccurrenceIndex) throws {
+        try self.init(query: query, key: key, geometry: AttentionGeometry(config: config), index: index)
+    }
+
+    public init(query: Transcoder, key: Transcoder, geometry config: AttentionGeometry, index: CooccurrenceIndex) throws {
         let h = config.nHead, dh = config.dHead
         guard config.nKVHead > 0, h % config.nKVHead == 0 else {
             throw PairMapError("pair map: \(h) heads cannot be grouped over \(config.nKVHead) key/value heads")
@@ -60,14 +65,23 @@ public struct PairMapWeights: Sendable {
             }
         }
         pairValue = values
-        var bias = [Float](repeating: 0, count: index.keyWidth * h)
-        for j in 0..<index.keyWidth {
+        keyBias = PairMapWeights.keyBias(queryBias: query.bDec.data, keyDecoder: key.wDec.data, keyWidth: index.keyWidth,
+                                         geometry: config)
+    }
+
+    /// `B[j, h]` for every key feature, `[key feature, head]`, from b_decQ and W_decK (`[d_key, kv heads·d_head]`).
+    static func keyBias(queryBias: [Float], keyDecoder: [Float], keyWidth: Int, geometry g: AttentionGeometry) -> [Float] {
+        let h = g.nHead, dh = g.dHead, kOut = g.kWidth
+        let scale = 1 / Float(dh).squareRoot()
+        var bias = [Float](repeating: 0, count: keyWidth * h)
+        for j in 0..<keyWidth {
             for head in 0..<h {
+                let kv = g.kvHead(of: head)
                 var s: Float = 0
-                for d in 0..<dh { s += query.bDec.data[head * dh + d] * key.wDec.data[j * kOut + kvOf[head] * dh + d] }
+                for d in 0..<dh { s += queryBias[head * dh + d] * keyDecoder[j * kOut + kv * dh + d] }
                 bias[j * h + head] = s * scale
             }
         }
-        keyBias = bias
+        return bias
     }
 }

@@ -13,6 +13,15 @@ public struct AdamState: Sendable, Equatable {
 
     /// One update at step `step` (1-based) with learning rate `lr`.
     public mutating func update(_ p: inout TranscoderParameters, gradient g: TranscoderParameters, lr: Float, step: Int) {
+        update(&p, gradient: g, lr: lr, step: step, encoder: true)
+    }
+
+    /// One update of the decoder (W_dec, b_dec) alone; the encoder and its moments stay as they are.
+    public mutating func updateDecoder(_ p: inout TranscoderParameters, gradient g: TranscoderParameters, lr: Float, step: Int) {
+        update(&p, gradient: g, lr: lr, step: step, encoder: false)
+    }
+
+    private mutating func update(_ p: inout TranscoderParameters, gradient g: TranscoderParameters, lr: Float, step: Int, encoder: Bool) {
         let b1 = beta1, b2 = beta2, eps = epsilon
         let c1 = 1 - Float(pow(Double(b1), Double(step))), c2 = 1 - Float(pow(Double(b2), Double(step)))
         let stepSize = lr / c1, invC2 = 1 / c2
@@ -29,8 +38,10 @@ public struct AdamState: Sendable, Equatable {
                 }
             }}}}
         }
-        apply(&p.encoderT, &m.encoderT, &v.encoderT, g.encoderT)
-        apply(&p.bEnc, &m.bEnc, &v.bEnc, g.bEnc)
+        if encoder {
+            apply(&p.encoderT, &m.encoderT, &v.encoderT, g.encoderT)
+            apply(&p.bEnc, &m.bEnc, &v.bEnc, g.bEnc)
+        }
         apply(&p.wDec, &m.wDec, &v.wDec, g.wDec)
         apply(&p.bDec, &m.bDec, &v.bDec, g.bDec)
     }

@@ -55,6 +55,32 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var firstPositionKeyFeature: Bool? = true
     /// The key feature fixed to the first position, when there is one.
     public var keyFirstPositionFeature: Int? { firstPositionKeyFeature == true ? 0 : nil }
+    /// Step 1 ends by fitting the decoders alone for this fraction of `trainTokens` more: the
+    /// encoders are frozen (so the codes, L0 and live features stay as trained), the sparsity
+    /// penalty is off and the learning rate is `decoderFitLearningRateFactor` × `learningRate`.
+    /// Why: while the penalty λ·Σ sqrt(a)·‖W_dec[i]‖ is on, it keeps pulling decoder norms down
+    /// (and activations up to compensate), so the decoders never settle where the pattern KL
+    /// wants them; on MiniLM layer 2 the fit lowers the transcoders' KL by ~10% and the pruned pair
+    /// map's by ~7% (README, step 2). 0 turns it off (`--decoder-fit 0`). Optional so that configs
+    /// stored before it existed decode (as no fit).
+    public var decoderFitFraction: Double? = 0.1
+    public var decoderFitLearningRateFactor: Float? = 0.3
+    /// Tokens of the decoder fit.
+    public var decoderFitTokens: Int { Int(((decoderFitFraction ?? 0) * Double(trainTokens)).rounded()) }
+    /// Weight β of the decoder fit's pair-map term (`PairMapFitTerm`): the fit then also lowers
+    /// the KL of the pruned pair map that step 2's mask keeps, so fewer pairs carry more of the
+    /// pattern. 0 fits the reconstruction terms alone (`--pair-fit-weight 0`). Not on RoPE layers
+    /// (their pair values depend on the offset; the fit there has no pair-map term).
+    public var pairFitWeight: Float? = 3
+    /// Sequences the pair-map term's mask is trained on (read from the training data at the start
+    /// of the fit; the pipeline uses step 2's count).
+    public var pairFitSequences: Int? = 1024
+    /// The options of the term's mask; nil = `MaskTrainingOptions()`. The pipeline passes step 2's own.
+    public var pairFitMask: MaskTrainingOptions? = nil
+    /// Whether the decoder fit includes the pair-map term.
+    public func hasPairFitTerm(geometry: AttentionGeometry) -> Bool {
+        decoderFitTokens > 0 && (pairFitWeight ?? 0) > 0 && (pairFitSequences ?? 0) > 0 && geometry.ropeTheta == nil
+    }
     /// Threads for the trainer's own parallel loops (BLAS is kept single-threaded meanwhile).
     public var threads: Int = 2
     /// Report progress every this many steps.
@@ -75,6 +101,11 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
             if case .topK(let k) = a, k <= 0 || k > dHidden { throw bad("TopK k must be in 1...\(dHidden), got \(k)") }
         }
         guard threads > 0 else { throw bad("threads must be positive") }
+        if let f = decoderFitFraction, !(f >= 0 && f.isFinite) { throw bad("--decoder-fit must be a fraction ≥ 0, got \(f)") }
+        if let f = decoderFitLearningRateFactor, !(f > 0 && f.isFinite) { throw bad("the decoder fit's learning-rate factor must be positive, got \(f)") }
+        if let w = pairFitWeight, !(w >= 0 && w.isFinite) { throw bad("--pair-fit-weight must be ≥ 0, got \(w)") }
+        if let n = pairFitSequences, n < 0 { throw bad("pair-fit sequences must be ≥ 0, got \(n)") }
+        try pairFitMask?.validate()
         guard deadWindowTokens > 0, resampleEveryTokens >= 0 else { throw bad("--dead-window must be positive, got \(deadWindowTokens)") }
     }
 

@@ -103,6 +103,22 @@ public final class TranscoderTrainer {
         let started = Date()
         let tokensAtStart = state.tokensSeen
         var lastL0 = (0.0, 0.0)
+        // One progress bar over the training tokens and the decoder fit after them.
+        let totalTokens = o.trainTokens + o.decoderFitTokens
+        // Takes the state as an argument: capturing `state` would box it, and then the Adam
+        // updates' overlapping accesses to its fields would trap at run time.
+        func report(_ r: ObjectiveResult, _ state: TrainerState, _ lastL0: (Double, Double)) {
+            guard let progress, state.step % max(1, o.progressEverySteps) == 0 || state.tokensSeen >= totalTokens else { return }
+            let elapsed = Date().timeIntervalSince(started)
+            let rate = elapsed > 0 ? Double(state.tokensSeen - tokensAtStart) / elapsed : 0
+            progress(TrainingProgress(
+                step: state.step, tokens: state.tokensSeen, totalTokens: totalTokens, tokensPerSecond: rate,
+                loss: r.total, patternKL: r.klFull, l0Query: lastL0.0, l0Key: lastL0.1,
+                liveQuery: state.activityQuery.liveCount(at: state.tokensSeen),
+                liveKey: state.activityKey.liveCount(at: state.tokensSeen),
+                etaSeconds: rate > 0 ? Double(max(0, totalTokens - state.tokensSeen)) / rate : 0,
+                lambdaQuery: state.lambdaQuery, lambdaKey: state.lambdaKey))
+        }
 
         while state.tokensSeen < o.trainTokens {
             if let cancel, cancel.isCancelled {
@@ -121,20 +137,8 @@ public final class TranscoderTrainer {
                 throw TrainError("layer \(source.layer): activations are \(batch.dModel) wide but the transcoders read \(state.query.dIn)")
             }
             state.step += 1
-            gradQ.zero(); gradK.zero()
-            var w = o.objective
             let f = o.penaltyFactor(step: state.step)
-            w.lambdaQ = state.lambdaQuery * f; w.lambdaK = state.lambdaKey * f
-            let r = withUnsafeMutablePointer(to: &gradQ) { gq in
-                withUnsafeMutablePointer(to: &gradK) { gk in
-                    Step1Objective.evaluate(query: state.query, key: state.key, activations: acts, batch: batch,
-                                            geometry: g, weights: w, gradQ: gq, gradK: gk,
-                                            keyFirstPosition: o.keyFirstPositionFeature, threads: o.threads)
-                }
-            }
-            guard r.total.isFinite else {
-                throw TrainError("layer \(source.layer) step \(state.step): the loss became \(r.total); lower --lr or the sparsity")
-            }
+            let r = try objectiveStep(state, batch: batch, lambda: (state.lambdaQuery * f, state.lambdaKey * f), gradQ: &gradQ, gradK: &gradK)
             // Clip each dictionary's whole gradient to norm ≤ clipNorm.
             func clip(_ grad: inout TranscoderParameters) {
                 let norm = Float(grad.squaredNorm().squareRoot())
@@ -185,17 +189,41 @@ public final class TranscoderTrainer {
                 }
             }
 
-            if let progress, state.step % max(1, o.progressEverySteps) == 0 || state.tokensSeen >= o.trainTokens {
-                let elapsed = Date().timeIntervalSince(started)
-                let rate = elapsed > 0 ? Double(state.tokensSeen - tokensAtStart) / elapsed : 0
-                progress(TrainingProgress(
-                    step: state.step, tokens: state.tokensSeen, totalTokens: o.trainTokens, tokensPerSecond: rate,
-                    loss: r.total, patternKL: r.klFull, l0Query: lastL0.0, l0Key: lastL0.1,
-                    liveQuery: state.activityQuery.liveCount(at: state.tokensSeen),
-                    liveKey: state.activityKey.liveCount(at: state.tokensSeen),
-                    etaSeconds: rate > 0 ? Double(max(0, o.trainTokens - state.tokensSeen)) / rate : 0,
-                    lambdaQuery: state.lambdaQuery, lambdaKey: state.lambdaKey))
+            report(r, state, lastL0)
+        }
+
+        // The decoder fit (`TrainingOptions.decoderFitFraction`): encoders frozen, no penalty, and
+        // with `pairFitWeight` the pair-map term. A run cancelled during the fit checkpoints the
+        // state at its start (the term is built from data read there), so resuming redoes the fit.
+        var fitStart = state
+        fitStart.stream = stream.state
+        var pairTerm: PairMapFitTerm? = nil
+        if state.tokensSeen < totalTokens && o.hasPairFitTerm(geometry: g) {
+            pairTerm = try buildPairTerm(state, stream: &stream, pending: &pending)
+        }
+        while state.tokensSeen < totalTokens {
+            if let cancel, cancel.isCancelled {
+                if let checkpointPath { try Step1Checkpoint.write(fitStart, options: o, geometry: g, to: checkpointPath) }
+                return result(fitStart, evaluation: nil, completed: false, started: started, tokensAtStart: tokensAtStart,
+                              resampled: (resampledQ, resampledK), checkpointPath: checkpointPath)
             }
+            let batch: TrainingBatch
+            if let p = pending { batch = p; pending = nil } else {
+                BLAS.setThreads(savedThreads)
+                batch = try nextBatch(&stream)
+            }
+            BLAS.setThreads(1)
+            state.step += 1
+            let r = try objectiveStep(state, batch: batch, lambda: (0, 0), gradQ: &gradQ, gradK: &gradK)
+            _ = pairTerm?.addGradient(query: state.query, key: state.key, gradQ: &gradQ, gradK: &gradK)
+            let lr = o.learningRate * (o.decoderFitLearningRateFactor ?? 1)
+            state.adamQuery.updateDecoder(&state.query, gradient: gradQ, lr: lr, step: state.step)
+            state.adamKey.updateDecoder(&state.key, gradient: gradK, lr: lr, step: state.step)
+            state.tokensSeen += batch.tokens
+            state.activityQuery.record(r.codesQ, tokenCount: state.tokensSeen)
+            state.activityKey.record(r.codesK, tokenCount: state.tokensSeen)
+            lastL0 = (r.codesQ.meanL0, r.codesK.meanL0)
+            report(r, state, lastL0)
         }
         state.stream = stream.state
         let trainedFor = Date().timeIntervalSince(started)
@@ -206,6 +234,47 @@ public final class TranscoderTrainer {
         evaluation.metrics.tokensPerSecond = trainedFor > 0 ? Double(state.tokensSeen - tokensAtStart) / trainedFor : 0
         return result(state, evaluation: evaluation, completed: true, started: started, tokensAtStart: tokensAtStart,
                       resampled: (resampledQ, resampledK), checkpointPath: nil)
+    }
+
+    /// The decoder fit's pair-map term, from the next `pairFitSequences` training sequences
+    /// encoded with the (now frozen) encoders.
+    private func buildPairTerm(_ state: TrainerState, stream: inout SequenceStream, pending: inout TrainingBatch?) throws -> PairMapFitTerm {
+        let o = options, g = geometry
+        let query = state.query.transcoder(activation: o.queryActivation)
+        let key = state.key.transcoder(activation: o.keyActivation, firstPositionFeature: o.keyFirstPositionFeature)
+        var sequences: [PairMapSequence] = []
+        let wanted = o.pairFitSequences ?? 0
+        BLAS.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+        defer { BLAS.setThreads(1) }
+        while sequences.count < wanted {
+            let batch: TrainingBatch
+            if let p = pending { batch = p; pending = nil } else { batch = try nextBatch(&stream) }
+            sequences += PairMapSequence.sequences(from: batch, nHead: g.nHead, query: query, key: key)
+        }
+        var mask = o.pairFitMask ?? MaskTrainingOptions()
+        mask.seed = o.seed
+        return try PairMapFitTerm(query: query, key: key, geometry: g, sequences: Array(sequences.prefix(wanted)),
+                                  maskOptions: mask, weight: o.pairFitWeight ?? 0, batchSequences: mask.batchSequences, seed: o.seed)
+    }
+
+    /// The objective and its gradient (into `gradQ`/`gradK`, zeroed first) for one batch, with
+    /// sparsity weights `lambda`.
+    private func objectiveStep(_ state: TrainerState, batch: TrainingBatch, lambda: (Float, Float),
+                               gradQ: inout TranscoderParameters, gradK: inout TranscoderParameters) throws -> ObjectiveResult {
+        gradQ.zero(); gradK.zero()
+        var w = options.objective
+        w.lambdaQ = lambda.0; w.lambdaK = lambda.1
+        let r = withUnsafeMutablePointer(to: &gradQ) { gq in
+            withUnsafeMutablePointer(to: &gradK) { gk in
+                Step1Objective.evaluate(query: state.query, key: state.key, activations: (options.queryActivation, options.keyActivation),
+                                        batch: batch, geometry: geometry, weights: w, gradQ: gq, gradK: gk,
+                                        keyFirstPosition: options.keyFirstPositionFeature, threads: options.threads)
+            }
+        }
+        guard r.total.isFinite else {
+            throw TrainError("layer \(source.layer) step \(state.step): the loss became \(r.total); lower --lr or the sparsity")
+        }
+        return r
     }
 
     private func result(_ s: TrainerState, evaluation: Step1Evaluation?, completed: Bool, started: Date, tokensAtStart: Int,
