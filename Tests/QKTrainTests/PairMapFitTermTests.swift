@@ -66,4 +66,46 @@ final class PairMapFitTermTests: XCTestCase {
             XCTAssertTrue(gq.wDec[(i * query.dOut)..<((i + 1) * query.dOut)].allSatisfy { $0 == 0 }, "feature \(i)")
         }
     }
+
+    /// The term's KL and decoder gradient against PyTorch autograd
+    /// (`tools/fixtures/make_pairmap_fixtures.py`: the mask's entries below 0.5 dropped, B held fixed).
+    func testGradientMatchesPyTorch() throws {
+        for name in ["causal_gqa", "bidirectional"] {
+            let (f, q, k, sequences, config) = try PairMapTestSupport.loadFixture(name)
+            let g = AttentionGeometry(config: config)
+            let objective = try PairMapObjective(query: q, key: k, geometry: g, training: sequences, threads: 2)
+            let denseMask = try f.floatTensor("mask").data
+            let dk = k.dHidden, h = g.nHead
+            var pruned = [Float](repeating: 0, count: objective.entryCount)
+            for pair in 0..<objective.index.pairCount {
+                let i = Int(objective.index.pairQuery[pair]), j = Int(objective.index.pairKey[pair])
+                for x in 0..<h {
+                    let m = denseMask[(i * dk + j) * h + x]
+                    pruned[objective.index.entry(pair: pair, head: x, heads: h)] = m >= 0.5 ? m : 0
+                }
+            }
+            let term = PairMapFitTerm(objective: objective, geometry: g, mask: pruned, weight: 1, batchSequences: 4, seed: 0)
+            XCTAssertGreaterThan(term.keptEntries, 0, name)
+            XCTAssertLessThan(term.keptEntries, objective.entryCount, name)
+            func parameters(_ t: Transcoder) -> TranscoderParameters {
+                var p = TranscoderParameters(zerosIn: 1, hidden: t.dHidden, out: t.dOut)
+                p.wDec = t.wDec.data; p.bDec = t.bDec.data
+                return p
+            }
+            let qp = parameters(q), kp = parameters(k)
+            var gq = TranscoderParameters(zerosIn: 1, hidden: q.dHidden, out: q.dOut)
+            var gk = TranscoderParameters(zerosIn: 1, hidden: k.dHidden, out: k.dOut)
+            let kl = term.addGradient(query: qp, key: kp, batch: Array(sequences.indices), gradQ: &gq, gradK: &gk)
+            let want = Double(try f.floatTensor("fit_kl").data[0])
+            XCTAssertEqual(kl, want, accuracy: 1e-4 * abs(want), name)
+            for (got, key) in [(gq.wDec, "fit_grad_w_dec_q"), (gk.wDec, "fit_grad_w_dec_k")] {
+                let expected = try f.floatTensor(key).data
+                XCTAssertEqual(got.count, expected.count)
+                let scale = expected.map(abs).max() ?? 1
+                for n in got.indices {
+                    XCTAssertEqual(got[n], expected[n], accuracy: 1e-4 * scale, "\(name) \(key)[\(n)]")
+                }
+            }
+        }
+    }
 }

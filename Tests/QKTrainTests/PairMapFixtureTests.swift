@@ -20,22 +20,12 @@ final class PairMapFixtureTests: XCTestCase {
     }
 
     private func check(_ name: String, expectLiveBlock: Bool = true) throws {
-        let f = try SafeTensorsFile(path: PairMapTestSupport.fixture("\(name).safetensors"))
+        let (f, q, k, sequences, config) = try PairMapTestSupport.loadFixture(name)
         let meta = f.metadata
-        let causal = meta["causal"] == "true"
-        let nHead = Int(meta["n_head"]!)!, nKV = Int(meta["n_kv_head"]!)!, dHead = Int(meta["d_head"]!)!
+        let nHead = config.nHead
         let penalty = Float(meta["penalty"]!)!, epsilon = Float(meta["epsilon"]!)!
-        let q = PairMapTestSupport.transcoder(wDec: try f.floatTensor("w_dec_q"), bDec: try f.floatTensor("b_dec_q"))
-        let k = PairMapTestSupport.transcoder(wDec: try f.floatTensor("w_dec_k"), bDec: try f.floatTensor("b_dec_k"))
-        let aq = try f.floatTensor("aq"), ak = try f.floatTensor("ak"), pattern = try f.floatTensor("pattern")
-        let (seqs, t) = (aq.shape[0], aq.shape[1])
+        let seqs = sequences.count
         let dq = q.dHidden, dk = k.dHidden
-        let sequences = (0..<seqs).map { s in
-            PairMapSequence(query: PairMapTestSupport.codes(aq.data[(s * t * dq)..<((s + 1) * t * dq)], rows: t, width: dq),
-                            key: PairMapTestSupport.codes(ak.data[(s * t * dk)..<((s + 1) * t * dk)], rows: t, width: dk),
-                            pattern: pattern.row(s))
-        }
-        let config = PairMapTestSupport.config(causal: causal, nHead: nHead, nKVHead: nKV, dHead: dHead)
         let objective = try PairMapObjective(query: q, key: k, config: config, training: sequences, threads: 2)
         XCTAssertEqual(objective.slot != nil, expectLiveBlock)
 

@@ -21,6 +21,27 @@ enum PairMapTestSupport {
         return a
     }
 
+    /// One PyTorch fixture of `tools/fixtures/make_pairmap_fixtures.py`: its file, transcoders,
+    /// sequences and model shape.
+    static func loadFixture(_ name: String) throws -> (file: SafeTensorsFile, query: Transcoder, key: Transcoder,
+                                                        sequences: [PairMapSequence], config: ModelConfig) {
+        let f = try SafeTensorsFile(path: fixture("\(name).safetensors"))
+        let meta = f.metadata
+        let q = transcoder(wDec: try f.floatTensor("w_dec_q"), bDec: try f.floatTensor("b_dec_q"))
+        let k = transcoder(wDec: try f.floatTensor("w_dec_k"), bDec: try f.floatTensor("b_dec_k"))
+        let aq = try f.floatTensor("aq"), ak = try f.floatTensor("ak"), pattern = try f.floatTensor("pattern")
+        let (seqs, t) = (aq.shape[0], aq.shape[1])
+        let dq = q.dHidden, dk = k.dHidden
+        let sequences = (0..<seqs).map { s in
+            PairMapSequence(query: codes(aq.data[(s * t * dq)..<((s + 1) * t * dq)], rows: t, width: dq),
+                            key: codes(ak.data[(s * t * dk)..<((s + 1) * t * dk)], rows: t, width: dk),
+                            pattern: pattern.row(s))
+        }
+        let cfg = config(causal: meta["causal"] == "true", nHead: Int(meta["n_head"]!)!, nKVHead: Int(meta["n_kv_head"]!)!,
+                         dHead: Int(meta["d_head"]!)!)
+        return (f, q, k, sequences, cfg)
+    }
+
     static func config(causal: Bool, nHead: Int, nKVHead: Int, dHead: Int) -> ModelConfig {
         ModelConfig(architecture: causal ? .gpt2 : .bert, nLayer: 1, dModel: 8, nHead: nHead, nKVHead: nKVHead, dHead: dHead,
                     vocabSize: 10, maxPositions: 512, hasLMHead: false)

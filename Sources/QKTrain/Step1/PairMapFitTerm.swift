@@ -37,15 +37,21 @@ final class PairMapFitTerm {
 
     /// - Parameters:
     ///   - sequences: the term's sequences, encoded with the (frozen) encoders of `query`/`key`.
-    init(query: Transcoder, key: Transcoder, geometry: AttentionGeometry, sequences: [PairMapSequence],
-         maskOptions: MaskTrainingOptions, weight: Float, batchSequences: Int, seed: UInt64) throws {
-        self.weight = weight; self.geometry = geometry; self.batchSequences = batchSequences
-        rng = SplitMix64(seed: seed ^ 0x5041_4952)   // "PAIR": its own stream of batches
-        objective = try PairMapObjective(query: query, key: key, geometry: geometry, training: sequences,
-                                         threads: maskOptions.threads)
+    convenience init(query: Transcoder, key: Transcoder, geometry: AttentionGeometry, sequences: [PairMapSequence],
+                     maskOptions: MaskTrainingOptions, weight: Float, batchSequences: Int, seed: UInt64) throws {
+        let objective = try PairMapObjective(query: query, key: key, geometry: geometry, training: sequences,
+                                             threads: maskOptions.threads)
         let trainer = try MaskTrainer(objective: objective, options: maskOptions)
         trainer.train()
-        let pruned = trainer.prunedMask
+        self.init(objective: objective, geometry: geometry, mask: trainer.prunedMask, weight: weight,
+                  batchSequences: batchSequences, seed: seed)
+    }
+
+    /// The term over `objective`'s sequences with a given pruned mask (one value per entry; 0 = dropped).
+    init(objective: PairMapObjective, geometry: AttentionGeometry, mask pruned: [Float], weight: Float,
+         batchSequences: Int, seed: UInt64) {
+        self.objective = objective; self.weight = weight; self.geometry = geometry; self.batchSequences = batchSequences
+        rng = SplitMix64(seed: seed ^ 0x5041_4952)   // "PAIR": its own stream of batches
         // Dropped entries hold W = 0 from here on; only the kept ones are rewritten each step.
         objective.setMap(mask: pruned)
         let index = objective.index, h = geometry.nHead
