@@ -199,7 +199,7 @@ public final class TranscoderTrainer {
         fitStart.stream = stream.state
         var pairTerm: PairMapFitTerm? = nil
         if state.tokensSeen < totalTokens && o.hasPairFitTerm(geometry: g) {
-            pairTerm = try buildPairTerm(state, stream: &stream, pending: &pending)
+            pairTerm = try buildPairTerm(state, stream: &stream, pending: &pending, blasThreads: savedThreads)
         }
         while state.tokensSeen < totalTokens {
             if let cancel, cancel.isCancelled {
@@ -238,13 +238,15 @@ public final class TranscoderTrainer {
 
     /// The decoder fit's pair-map term, from the next `pairFitSequences` training sequences
     /// encoded with the (now frozen) encoders.
-    private func buildPairTerm(_ state: TrainerState, stream: inout SequenceStream, pending: inout TrainingBatch?) throws -> PairMapFitTerm {
+    private func buildPairTerm(_ state: TrainerState, stream: inout SequenceStream, pending: inout TrainingBatch?,
+                               blasThreads: Int) throws -> PairMapFitTerm {
         let o = options, g = geometry
         let query = state.query.transcoder(activation: o.queryActivation)
         let key = state.key.transcoder(activation: o.keyActivation, firstPositionFeature: o.keyFirstPositionFeature)
         var sequences: [PairMapSequence] = []
         let wanted = o.pairFitSequences ?? 0
-        BLAS.setThreads(ProcessInfo.processInfo.activeProcessorCount)
+        // The encoding GEMMs and any on-the-fly harvesting get the caller's BLAS threads.
+        BLAS.setThreads(blasThreads)
         defer { BLAS.setThreads(1) }
         while sequences.count < wanted {
             let batch: TrainingBatch
