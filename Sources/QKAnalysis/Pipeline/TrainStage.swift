@@ -38,8 +38,9 @@ public enum TrainStage {
         observer.stageStarted("step 1: train transcoders", total: Double(training.trainTokens + training.decoderFitTokens), unit: "tok")
         let started = Date()
         let result = try trainer.train(progress: { p in
-            observer.stageProgress(Double(p.tokens), String(format: "loss %.4f  KL %.4f  L0 %.1f/%.1f  live %d/%d",
-                                                            p.loss, p.patternKL, p.l0Query, p.l0Key, p.liveQuery, p.liveKey))
+            let figures = String(format: "loss %.4f  KL %.4f  L0 %.1f/%.1f  live %d/%d",
+                                 p.loss, p.patternKL, p.l0Query, p.l0Key, p.liveQuery, p.liveKey)
+            observer.stageProgress(Double(p.tokens), p.phase.map { "\($0)  \(figures)" } ?? figures)
         }, cancel: cancel, checkpointPath: checkpoint, resumeFrom: resume)
         guard result.completed else {
             throw PipelineError("training interrupted" + (result.checkpointPath.map { "; checkpoint written to \($0) (continue with --resume \($0))" } ?? ""))

@@ -14,6 +14,8 @@ public struct TrainingProgress: Sendable {
     public var liveQuery: Int, liveKey: Int
     public var etaSeconds: Double
     public var lambdaQuery: Float, lambdaKey: Float
+    /// What the trainer is doing beyond plain training (the decoder fit), for the progress line.
+    public var phase: String? = nil
 }
 
 /// A flag the trainer checks once per step; setting it (from a signal handler, say) makes `train`
@@ -103,12 +105,13 @@ public final class TranscoderTrainer {
         let started = Date()
         let tokensAtStart = state.tokensSeen
         var lastL0 = (0.0, 0.0)
+        var lastResult = ObjectiveResult()
         // One progress bar over the training tokens and the decoder fit after them.
         let totalTokens = o.trainTokens + o.decoderFitTokens
         // Takes the state as an argument: capturing `state` would box it, and then the Adam
         // updates' overlapping accesses to its fields would trap at run time.
-        func report(_ r: ObjectiveResult, _ state: TrainerState, _ lastL0: (Double, Double)) {
-            guard let progress, state.step % max(1, o.progressEverySteps) == 0 || state.tokensSeen >= totalTokens else { return }
+        func report(_ r: ObjectiveResult, _ state: TrainerState, _ lastL0: (Double, Double), phase: String? = nil, always: Bool = false) {
+            guard let progress, always || state.step % max(1, o.progressEverySteps) == 0 || state.tokensSeen >= totalTokens else { return }
             let elapsed = Date().timeIntervalSince(started)
             let rate = elapsed > 0 ? Double(state.tokensSeen - tokensAtStart) / elapsed : 0
             progress(TrainingProgress(
@@ -117,7 +120,7 @@ public final class TranscoderTrainer {
                 liveQuery: state.activityQuery.liveCount(at: state.tokensSeen),
                 liveKey: state.activityKey.liveCount(at: state.tokensSeen),
                 etaSeconds: rate > 0 ? Double(max(0, totalTokens - state.tokensSeen)) / rate : 0,
-                lambdaQuery: state.lambdaQuery, lambdaKey: state.lambdaKey))
+                lambdaQuery: state.lambdaQuery, lambdaKey: state.lambdaKey, phase: phase))
         }
 
         while state.tokensSeen < o.trainTokens {
@@ -190,6 +193,7 @@ public final class TranscoderTrainer {
             }
 
             report(r, state, lastL0)
+            lastResult = r
         }
 
         // The decoder fit (`TrainingOptions.decoderFitFraction`): encoders frozen, no penalty, and
@@ -199,6 +203,7 @@ public final class TranscoderTrainer {
         fitStart.stream = stream.state
         var pairTerm: PairMapFitTerm? = nil
         if state.tokensSeen < totalTokens && o.hasPairFitTerm(geometry: g) {
+            report(lastResult, state, lastL0, phase: "decoder fit: training the pair-map term's mask", always: true)
             pairTerm = try buildPairTerm(state, stream: &stream, pending: &pending, blasThreads: savedThreads)
         }
         while state.tokensSeen < totalTokens {
@@ -223,7 +228,7 @@ public final class TranscoderTrainer {
             state.activityQuery.record(r.codesQ, tokenCount: state.tokensSeen)
             state.activityKey.record(r.codesK, tokenCount: state.tokensSeen)
             lastL0 = (r.codesQ.meanL0, r.codesK.meanL0)
-            report(r, state, lastL0)
+            report(r, state, lastL0, phase: "decoder fit")
         }
         state.stream = stream.state
         let trainedFor = Date().timeIntervalSince(started)
