@@ -123,19 +123,19 @@ public final class TranscoderTrainer {
                 lambdaQuery: state.lambdaQuery, lambdaKey: state.lambdaKey, phase: phase))
         }
 
+        // Cancelled: the checkpoint holds `resumable`, and the run returns it as its (partial) result.
+        func stop(_ resumable: TrainerState) throws -> TrainingResult {
+            if let checkpointPath { try Step1Checkpoint.write(resumable, options: o, geometry: g, to: checkpointPath) }
+            return result(resumable, evaluation: nil, completed: false, started: started, tokensAtStart: tokensAtStart,
+                          resampled: (resampledQ, resampledK), checkpointPath: checkpointPath)
+        }
+
         while state.tokensSeen < o.trainTokens {
             if let cancel, cancel.isCancelled {
                 state.stream = stream.state
-                if let checkpointPath { try Step1Checkpoint.write(state, options: o, geometry: g, to: checkpointPath) }
-                return result(state, evaluation: nil, completed: false, started: started, tokensAtStart: tokensAtStart,
-                              resampled: (resampledQ, resampledK), checkpointPath: checkpointPath)
+                return try stop(state)
             }
-            let batch: TrainingBatch
-            if let p = pending { batch = p; pending = nil } else {
-                BLAS.setThreads(savedThreads)
-                batch = try nextBatch(&stream)
-            }
-            BLAS.setThreads(1)
+            let batch = try takeBatch(&pending, &stream, blasThreads: savedThreads)
             guard batch.dModel == state.query.dIn, batch.dModel == state.key.dIn else {
                 throw TrainError("layer \(source.layer): activations are \(batch.dModel) wide but the transcoders read \(state.query.dIn)")
             }
@@ -207,17 +207,8 @@ public final class TranscoderTrainer {
             pairTerm = try buildPairTerm(state, stream: &stream, pending: &pending, blasThreads: savedThreads)
         }
         while state.tokensSeen < totalTokens {
-            if let cancel, cancel.isCancelled {
-                if let checkpointPath { try Step1Checkpoint.write(fitStart, options: o, geometry: g, to: checkpointPath) }
-                return result(fitStart, evaluation: nil, completed: false, started: started, tokensAtStart: tokensAtStart,
-                              resampled: (resampledQ, resampledK), checkpointPath: checkpointPath)
-            }
-            let batch: TrainingBatch
-            if let p = pending { batch = p; pending = nil } else {
-                BLAS.setThreads(savedThreads)
-                batch = try nextBatch(&stream)
-            }
-            BLAS.setThreads(1)
+            if let cancel, cancel.isCancelled { return try stop(fitStart) }
+            let batch = try takeBatch(&pending, &stream, blasThreads: savedThreads)
             state.step += 1
             let r = try objectiveStep(state, batch: batch, lambda: (0, 0), gradQ: &gradQ, gradK: &gradK)
             _ = pairTerm?.addGradient(query: state.query, key: state.key, gradQ: &gradQ, gradK: &gradK)
@@ -296,6 +287,15 @@ public final class TranscoderTrainer {
             resampledQuery: resampled.0, resampledKey: resampled.1,
             liveInWindowQuery: s.activityQuery.liveCount(at: s.tokensSeen), liveInWindowKey: s.activityKey.liveCount(at: s.tokensSeen),
             checkpointPath: checkpointPath)
+    }
+
+    /// The batch read ahead at start-up if there is one, else the next from the stream (read with
+    /// the caller's BLAS threads, which may run the model); BLAS is single-threaded afterwards.
+    private func takeBatch(_ pending: inout TrainingBatch?, _ stream: inout SequenceStream, blasThreads: Int) throws -> TrainingBatch {
+        defer { BLAS.setThreads(1) }
+        if let p = pending { pending = nil; return p }
+        BLAS.setThreads(blasThreads)
+        return try nextBatch(&stream)
     }
 
     private func nextBatch(_ stream: inout SequenceStream) throws -> TrainingBatch {
