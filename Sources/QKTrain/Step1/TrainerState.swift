@@ -19,3 +19,12 @@ struct TrainerState: Equatable {
     /// Tokens per sequence (fixes the schedule's step count on resume).
     var sequenceLength: Int
 }
+
+extension TrainerState {
+    /// Counts a trained batch of `tokens` tokens and which features its codes fired.
+    mutating func record(_ r: ObjectiveResult, tokens: Int) {
+        tokensSeen += tokens
+        activityQuery.record(r.codesQ, tokenCount: tokensSeen)
+        activityKey.record(r.codesK, tokenCount: tokensSeen)
+    }
+}

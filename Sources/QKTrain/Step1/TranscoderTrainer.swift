@@ -151,9 +151,7 @@ public final class TranscoderTrainer {
             let lr = o.learningRate(step: state.step, totalSteps: totalSteps)
             state.adamQuery.update(&state.query, gradient: gradQ, lr: lr, step: state.step)
             state.adamKey.update(&state.key, gradient: gradK, lr: lr, step: state.step)
-            state.tokensSeen += batch.tokens
-            state.activityQuery.record(r.codesQ, tokenCount: state.tokensSeen)
-            state.activityKey.record(r.codesK, tokenCount: state.tokensSeen)
+            state.record(r, tokens: batch.tokens)
             lastL0 = (r.codesQ.meanL0, r.codesK.meanL0)
 
             if let target = o.l0Target {
@@ -215,9 +213,7 @@ public final class TranscoderTrainer {
             let lr = o.learningRate * (o.decoderFitLearningRateFactor ?? 1)
             state.adamQuery.updateDecoder(&state.query, gradient: gradQ, lr: lr, step: state.step)
             state.adamKey.updateDecoder(&state.key, gradient: gradK, lr: lr, step: state.step)
-            state.tokensSeen += batch.tokens
-            state.activityQuery.record(r.codesQ, tokenCount: state.tokensSeen)
-            state.activityKey.record(r.codesK, tokenCount: state.tokensSeen)
+            state.record(r, tokens: batch.tokens)
             lastL0 = (r.codesQ.meanL0, r.codesK.meanL0)
             report(r, state, lastL0, phase: "decoder fit")
         }
