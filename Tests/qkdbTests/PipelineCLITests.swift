@@ -156,6 +156,8 @@ final class PipelineCLITests: XCTestCase {
         args[args.firstIndex(of: "--train-tokens")! + 1] = "0"
         try CLI.assertFails(args, mentioning: "--train-tokens must be positive")
         try CLI.assertFails(Self.runArguments(corpus: corpus, store: fresh) + ["--dead-window", "0"], mentioning: "--dead-window must be positive")
+        try CLI.assertFails(Self.runArguments(corpus: corpus, store: fresh) + ["--decoder-fit=-1"], mentioning: "--decoder-fit must be a fraction ≥ 0")
+        try CLI.assertFails(Self.runArguments(corpus: corpus, store: fresh) + ["--pair-fit-weight=-2"], mentioning: "--pair-fit-weight must be ≥ 0")
         try CLI.assertFails(Self.runArguments(corpus: corpus, store: fresh) + ["--mask-lr=0"], mentioning: "mask: learning rate 0.0 must be > 0")
         try CLI.assertFails(Self.runArguments(corpus: corpus, store: fresh) + ["--mask-epsilon=-1"], mentioning: "mask: epsilon -1.0 must be > 0")
         try CLI.assertFails(Self.runArguments(corpus: dir.appendingPathComponent("missing.txt").path, store: fresh), mentioning: "missing.txt")
