@@ -55,7 +55,7 @@ struct PipelineArguments: ParsableArguments {
     var decoderFit: Double = 0.1
 
     @Option(help: "Weight of the decoder fit's pair-map term: a mask is trained on the frozen codes as step 2 trains one, and the fit also lowers the KL of the pruned map it keeps; 0 fits the reconstruction alone. Not on RoPE models.")
-    var pairFitWeight: Float = 3
+    var pairFitWeight: Float = 6
 
     @Option(help: "A feature that has not fired for this many training tokens is dead, and dead features are checked for (and resampled) every this many tokens (default: 100000, or a fifth of --train-tokens if smaller; checked every 25000 tokens or the window if smaller).")
     var deadWindow: Int?
