@@ -50,8 +50,8 @@ extension PairMap {
         let slotsPerSlice = max(1, OffsetCofiring.budgetBytes / (context * 3 * MemoryLayout<Float>.size))
         var allowed = 1.0
         var curve = [Float](repeating: 0, count: context)
-        try dec.u.withUnsafeBufferPointer { u in
-            try dec.v.withUnsafeBufferPointer { v in
+        dec.u.withUnsafeBufferPointer { u in
+            dec.v.withUnsafeBufferPointer { v in
                 for lo in stride(from: 0, to: max(survivors, 1), by: slotsPerSlice) {
                     let hi = min(survivors, lo + slotsPerSlice)
                     let sums = OffsetCofiring(index: index, survivor: survivor, slots: lo..<hi, sequences: heldOut, context: context)
