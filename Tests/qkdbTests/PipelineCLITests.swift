@@ -90,6 +90,10 @@ final class PipelineCLITests: XCTestCase {
         XCTAssertEqual(try CLI.run(["export-dictionaries", "--store", store, "--run", "1", "--out", dictionaries]).status, 0)
         for side in ["query", "key"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: dictionaries + "/\(side)/sae_weights.safetensors"))
+            // The config says the decoders were fitted after training (10% of 3000 tokens).
+            let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dictionaries + "/\(side)/cfg.json"))) as? [String: Any]
+            let fit = try XCTUnwrap(cfg?["decoder_fit"] as? String)
+            XCTAssertTrue(fit.contains("fitted alone for 300 more tokens") && fit.contains("pruned pair map"), fit)
         }
 
         // `qkdb mask` and `qkdb eval` on the stored run rebuild the same data and reproduce it.

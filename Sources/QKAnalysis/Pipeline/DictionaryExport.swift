@@ -24,10 +24,11 @@ public enum DictionaryExport {
                                          dHead: info.spec.dHead ?? query.dOut / info.spec.nHead,
                                          causal: info.spec.architecture != "bert",
                                          ropeTheta: try RoPEPairOffsets.theta(store: store, run: run))
-        let export = DictionaryExportInfo(modelName: info.spec.model ?? o.model, layer: o.layer, geometry: geometry,
+        var export = DictionaryExportInfo(modelName: info.spec.model ?? o.model, layer: o.layer, geometry: geometry,
                                           contextSize: o.context, datasetPath: o.corpus ?? o.tokens ?? "", prependBOS: o.bos,
                                           lambdaQuery: Float(metrics["lambda_query"] as? Double ?? Double(o.training.objective.lambdaQ)),
                                           lambdaKey: Float(metrics["lambda_key"] as? Double ?? Double(o.training.objective.lambdaK)))
+        export.decoderFit = o.training.decoderFitDescription(geometry: geometry)
         try SAELensExport.write(query: query, key: key,
                                 log10DensityQuery: try log10Density(.query, width: query.dHidden),
                                 log10DensityKey: try log10Density(.key, width: key.dHidden), info: export, to: dir)

@@ -11,6 +11,9 @@ public struct DictionaryExportInfo: Sendable {
     public var prependBOS: Bool
     /// Sparsity coefficients actually used at the end of training (ReLU dictionaries).
     public var lambdaQuery: Float, lambdaKey: Float
+    /// How the decoders were fitted after training (`TrainingOptions.decoderFitDescription`), for
+    /// cfg.json's `decoder_fit`; nil writes nothing.
+    public var decoderFit: String? = nil
     public init(modelName: String, layer: Int, geometry: AttentionGeometry, contextSize: Int, datasetPath: String = "",
                 prependBOS: Bool = true, lambdaQuery: Float = 0, lambdaKey: Float = 0) {
         self.modelName = modelName; self.layer = layer; self.geometry = geometry; self.contextSize = contextSize
@@ -91,6 +94,7 @@ public enum SAELensExport {
             cfg["first_position_feature"] = f
             cfg["first_position_feature_note"] = "qkdb sets feature \(f) rather than encoding it: activation 1 at the first position of each sequence, 0 elsewhere. Its W_enc column and b_enc reproduce that (about 1 on first-position inputs, negative elsewhere) when the first position's inputs stand apart from the rest, as [CLS] and BOS do; otherwise they are zero and -1e4"
         }
+        if let d = info.decoderFit { cfg["decoder_fit"] = d }
         if t.activation == .relu {
             cfg["sparsity_penalty"] = "lambda * sum over tokens and active features of (sqrt(a + eps) - sqrt(eps)) * ||W_dec[i]||"
             cfg["l1_coefficient"] = Double(lambda)

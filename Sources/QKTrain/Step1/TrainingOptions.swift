@@ -78,6 +78,16 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var pairFitSequences: Int? = 1024
     /// The options of the term's mask; nil = `MaskTrainingOptions()`. The pipeline passes step 2's own.
     public var pairFitMask: MaskTrainingOptions? = nil
+    /// One sentence on the decoder fit for exported configs, or nil when there was none.
+    public func decoderFitDescription(geometry: AttentionGeometry) -> String? {
+        guard decoderFitTokens > 0 else { return nil }
+        var text = "after training, W_dec and b_dec were fitted alone for \(decoderFitTokens) more tokens "
+            + "(encoders frozen, no sparsity penalty, learning rate x \(decoderFitLearningRateFactor ?? 1))"
+        if hasPairFitTerm(geometry: geometry) {
+            text += " to the pattern loss plus \(pairFitWeight ?? 0) x the KL of a pruned pair map (a step-2 mask trained on \(pairFitSequences ?? 0) sequences)"
+        }
+        return text
+    }
     /// Whether the decoder fit includes the pair-map term.
     public func hasPairFitTerm(geometry: AttentionGeometry) -> Bool {
         decoderFitTokens > 0 && (pairFitWeight ?? 0) > 0 && (pairFitSequences ?? 0) > 0 && geometry.ropeTheta == nil
