@@ -52,10 +52,8 @@ public struct PairMapWeights: Sendable {
                             for pair in index.pairStart[i]..<index.pairStart[i + 1] {
                                 let j = Int(index.pairKey[pair])
                                 for head in 0..<h {
-                                    let a = wq + i * qOut + head * dh, b = wk + j * kOut + kvOf[head] * dh
-                                    var s: Float = 0
-                                    for d in 0..<dh { s += a[d] * b[d] }
-                                    out[index.entry(pair: pair, head: head, heads: h)] = s * scale
+                                    out[index.entry(pair: pair, head: head, heads: h)] = PairMapWeights.entryValue(
+                                        wq + i * qOut + head * dh, wk + j * kOut + kvOf[head] * dh, dHead: dh, scale: scale)
                                 }
                             }
                             i += workers
@@ -67,6 +65,15 @@ public struct PairMapWeights: Sendable {
         pairValue = values
         keyBias = PairMapWeights.keyBias(queryBias: query.bDec.data, keyDecoder: key.wDec.data, keyWidth: index.keyWidth,
                                          geometry: config)
+    }
+
+    /// One entry's M: `a` is query decoder row i's head-h block, `b` key decoder row j's block of
+    /// kv head g(h), `scale` = 1/sqrt(d_head).
+    @inline(__always)
+    static func entryValue(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, dHead: Int, scale: Float) -> Float {
+        var s: Float = 0
+        for d in 0..<dHead { s += a[d] * b[d] }
+        return s * scale
     }
 
     /// `B[j, h]` for every key feature, `[key feature, head]`, from b_decQ and W_decK (`[d_key, kv heads·d_head]`).

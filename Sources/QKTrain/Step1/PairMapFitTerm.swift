@@ -28,8 +28,9 @@ final class PairMapFitTerm {
     let objective: PairMapObjective
     let weight: Float
     let geometry: AttentionGeometry
-    /// The kept entries: store slot, query feature, key feature, query head and mask value.
-    private var slot: [Int] = [], queryFeature: [Int] = [], keyFeature: [Int] = [], head: [Int] = [], mask: [Float] = []
+    /// The kept entries: store slot, where their two decoder blocks start (query row i's head-h
+    /// block in W_decQ, key row j's kv-head block in W_decK) and mask value.
+    private var slot: [Int] = [], queryOffset: [Int] = [], keyOffset: [Int] = [], mask: [Float] = []
     private let batchSequences: Int
     private var rng: SplitMix64
 
@@ -60,8 +61,9 @@ final class PairMapFitTerm {
                 let e = index.entry(pair: pair, head: x, heads: h)
                 guard pruned[e] > 0 else { continue }
                 slot.append(objective.slot.map { Int($0[e]) } ?? e)
-                queryFeature.append(Int(index.pairQuery[pair])); keyFeature.append(Int(index.pairKey[pair]))
-                head.append(x); mask.append(pruned[e])
+                queryOffset.append(Int(index.pairQuery[pair]) * geometry.qWidth + x * geometry.dHead)
+                keyOffset.append(Int(index.pairKey[pair]) * geometry.kWidth + geometry.kvHead(of: x) * geometry.dHead)
+                mask.append(pruned[e])
             }
         }
     }
@@ -78,17 +80,13 @@ final class PairMapFitTerm {
     /// The same on the given sequences of the term (indices into `objective.training`).
     func addGradient(query: TranscoderParameters, key: TranscoderParameters, batch: [Int],
                      gradQ: inout TranscoderParameters, gradK: inout TranscoderParameters) -> Double {
-        let dh = geometry.dHead, qOut = query.dOut, kOut = key.dOut
+        let dh = geometry.dHead
         let scale = 1 / Float(dh).squareRoot()
-        let kv = (0..<geometry.nHead).map { geometry.kvHead(of: $0) }
         query.wDec.withUnsafeBufferPointer { dq in
             key.wDec.withUnsafeBufferPointer { dk in
                 for n in 0..<slot.count {
-                    let a = dq.baseAddress! + queryFeature[n] * qOut + head[n] * dh
-                    let b = dk.baseAddress! + keyFeature[n] * kOut + kv[head[n]] * dh
-                    var s: Float = 0
-                    for d in 0..<dh { s += a[d] * b[d] }
-                    objective.store[slot[n]] = s * scale * mask[n]
+                    objective.store[slot[n]] = PairMapWeights.entryValue(dq.baseAddress! + queryOffset[n], dk.baseAddress! + keyOffset[n],
+                                                                         dHead: dh, scale: scale) * mask[n]
                 }
             }
         }
@@ -106,7 +104,7 @@ final class PairMapFitTerm {
                     var g: Float = 0
                     for t in 0..<threads { g += tg[t * size + slot[n]] }
                     let c = weight * g * mask[n] * scale
-                    let qo = queryFeature[n] * qOut + head[n] * dh, ko = keyFeature[n] * kOut + kv[head[n]] * dh
+                    let qo = queryOffset[n], ko = keyOffset[n]
                     for d in 0..<dh {
                         gq[qo + d] += c * dk[ko + d]
                         gk[ko + d] += c * dq[qo + d]
