@@ -66,7 +66,7 @@ final class CLIBasicsTests: XCTestCase {
     func testHelpListsEveryCommand() throws {
         let r = try CLI.run(["--help"])
         XCTAssertEqual(r.status, 0)
-        for c in ["harvest", "train", "mask", "eval", "run", "runs", "pairs", "sinks", "feature", "explain", "export", "verify"] {
+        for c in ["harvest", "train", "mask", "eval", "run", "sweep", "runs", "pairs", "sinks", "feature", "explain", "export", "verify"] {
             XCTAssertTrue(r.stdout.contains("  \(c) "), "help lacks \(c)")
         }
     }
