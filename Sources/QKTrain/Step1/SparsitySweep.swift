@@ -13,6 +13,13 @@ public struct SparsityPoint: Sendable, Codable, Equatable {
     public var dHidden: Int
     public var seconds: Double
 
+    public init(k: Int, tokens: Int, klFull: Double, klQOnly: Double, klKOnly: Double, l0Query: Double, l0Key: Double,
+                liveQuery: Int, liveKey: Int, dHidden: Int, seconds: Double) {
+        self.k = k; self.tokens = tokens; self.klFull = klFull; self.klQOnly = klQOnly; self.klKOnly = klKOnly
+        self.l0Query = l0Query; self.l0Key = l0Key; self.liveQuery = liveQuery; self.liveKey = liveKey
+        self.dHidden = dHidden; self.seconds = seconds
+    }
+
     public var deadFractionQuery: Double { 1 - Double(liveQuery) / Double(max(dHidden, 1)) }
     public var deadFractionKey: Double { 1 - Double(liveKey) / Double(max(dHidden, 1)) }
 }
