@@ -101,7 +101,7 @@ struct PipelineArguments: ParsableArguments {
 
 /// Step-2 options shared by `qkdb run` and `qkdb mask`.
 struct MaskArguments: ParsableArguments {
-    @Option(help: "Mask penalty μ on Σ sqrt(m + ε).")
+    @Option(help: "Mask penalty μ on Σ sqrt(m + ε). Default: chosen from the data, the largest μ whose pruned map keeps its KL on the mask-training sequences within 1.4 × the unmasked map's (plain layers; RoPE layers keep 1.35e-6).")
     var penalty: Float?
 
     @Option(help: "Mask entries below this are pruned to exactly zero.")
@@ -120,7 +120,8 @@ struct MaskArguments: ParsableArguments {
     var maskEpsilon: Float?
 
     func apply(to o: inout PipelineOptions) {
-        if let penalty { o.mask.penalty = penalty }
+        if let penalty { o.mask.penalty = penalty; o.maskPenaltyFromData = false }
+        else if o.maskPenaltyFromData == nil { o.maskPenaltyFromData = true }
         if let threshold { o.mask.threshold = threshold }
         if let maskEpochs { o.mask.epochs = maskEpochs }
         if let maskSequences { o.maskSequences = maskSequences }

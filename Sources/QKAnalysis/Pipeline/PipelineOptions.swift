@@ -31,6 +31,9 @@ public struct PipelineOptions: Codable, Sendable, Equatable {
     /// the frontier and its rule sets `training.l0Target`, which the stored config then holds.
     /// nil (configs stored before the sweep existed, library use): `training` as given.
     public var sparsityChoice: SparsityChoice? = nil
+    /// Step 2's μ is chosen from the data (`MaskPenaltySearch`, starting from `mask.penalty`) unless
+    /// pinned by `--penalty`; nil (configs stored before the search existed, library use): `mask` as given.
+    public var maskPenaltyFromData: Bool? = nil
     /// The sweep's settings when `sparsityChoice == .fromData` (nil: `SparsitySweepOptions()`).
     public var sweep: SparsitySweepOptions? = nil
     public var mask: MaskTrainingOptions = MaskTrainingOptions()
