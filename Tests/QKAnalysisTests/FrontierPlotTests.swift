@@ -20,6 +20,16 @@ final class FrontierPlotTests: XCTestCase {
         XCTAssertTrue(html.contains("id=\"frontier-chosen\""))
         XCTAssertTrue(html.contains("chosen L0 19.7"), html)
         XCTAssertEqual(html.components(separatedBy: "class=\"chosen\"").count - 1, 1)
+        // Step 2's μ curve beside it.
+        let curve = MaskPenaltyCurve(points: [MaskPenaltyPoint(penalty: 1e-6, kept: 900, klPruned: 0.11, ratio: 1.1),
+                                              MaskPenaltyPoint(penalty: 2e-6, kept: 500, klPruned: 0.15, ratio: 1.5)],
+                                     klUnmasked: 0.1, targetRatio: 1.4, chosen: 1.8e-6, rule: "the rule")
+        let withCurve = ["sparsity_sweep": sweep, "step2": ["penalty_search": try JSONSerialization.jsonObject(with: JSONEncoder().encode(curve))]]
+        let both = ReportSite.headline(String(decoding: try JSONSerialization.data(withJSONObject: withCurve), as: UTF8.self), layer: 2)
+        XCTAssertTrue(both.contains("<table id=\"penalty-curve\">"), both)
+        XCTAssertTrue(both.contains("<tr><th>1e-06</th><td class=\"num\">900</td>"), both)
+        XCTAssertTrue(both.contains("<tr><th>2e-06</th><td class=\"num\">500</td>"), both)
+        XCTAssertTrue(both.contains("μ 1.8e-06"), both)
         // A run without a sweep (pinned sparsity) has no such section.
         XCTAssertFalse(ReportSite.headline("{}", layer: 2).contains("frontier"))
         try Data(html.utf8).write(to: URL(fileURLWithPath: NSTemporaryDirectory() + "qkdb-frontier.html"))

@@ -10,8 +10,25 @@ enum FrontierPlot {
     static let width = 480.0, height = 260.0
     static let margin = (left: 56.0, right: 16.0, top: 16.0, bottom: 40.0)
 
-    /// The report section for a run's metrics JSON object, or "" when it has no sweep.
+    /// The report section for a run's metrics JSON object: the step-1 frontier and step 2's μ
+    /// curve, each when the run chose it from the data ("" when neither).
     static func section(_ metrics: [String: Any]) -> String {
+        stepOne(metrics) + penaltyCurve((metrics["step2"] as? [String: Any])?["penalty_search"])
+    }
+
+    static func penaltyCurve(_ raw: Any?) -> String {
+        guard let raw, let data = try? JSONSerialization.data(withJSONObject: raw),
+              let c = try? JSONDecoder().decode(MaskPenaltyCurve.self, from: data) else { return "" }
+        var body = "<h2>Sparsity: the mask penalty μ step 2 chose</h2><p>\(HTML.escape(c.rule)): μ \(String(format: "%.3g", c.chosen)).</p>"
+        body += "<table id=\"penalty-curve\"><tr><th>μ</th><th>pairs kept</th><th>pruned KL (training sequences)</th><th>× unmasked</th></tr>"
+        for p in c.points {
+            body += "<tr><th>\(String(format: "%.3g", p.penalty))</th><td class=\"num\">\(p.kept)</td>"
+                + "<td class=\"num\">\(String(format: "%.4f", p.klPruned))</td><td class=\"num\">\(String(format: "%.2f", p.ratio))</td></tr>"
+        }
+        return body + "</table>"
+    }
+
+    static func stepOne(_ metrics: [String: Any]) -> String {
         guard let raw = metrics["sparsity_sweep"],
               let data = try? JSONSerialization.data(withJSONObject: raw),
               let f = try? JSONDecoder().decode(SparsityFrontier.self, from: data) else { return "" }

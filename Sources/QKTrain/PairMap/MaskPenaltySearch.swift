@@ -9,6 +9,10 @@ public struct MaskPenaltyPoint: Sendable, Codable, Equatable {
     /// there (the unmasked map is the transcoders' bilinear form, so this is "× transcoders'").
     public var klPruned: Double
     public var ratio: Double
+
+    public init(penalty: Float, kept: Int, klPruned: Double, ratio: Double) {
+        self.penalty = penalty; self.kept = kept; self.klPruned = klPruned; self.ratio = ratio
+    }
 }
 
 /// The μ–KL–size curve a search traced and the μ it chose.
@@ -26,6 +30,10 @@ public struct MaskPenaltyCurve: Sendable, Codable, Equatable {
     public var targetRatio: Double
     public var chosen: Float
     public var rule: String
+
+    public init(points: [MaskPenaltyPoint], klUnmasked: Double, targetRatio: Double, chosen: Float, rule: String) {
+        self.points = points; self.klUnmasked = klUnmasked; self.targetRatio = targetRatio; self.chosen = chosen; self.rule = rule
+    }
 }
 
 public enum MaskPenaltySearch {
