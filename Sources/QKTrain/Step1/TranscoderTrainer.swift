@@ -169,16 +169,7 @@ public final class TranscoderTrainer {
             lastL0 = (r.codesQ.meanL0, r.codesK.meanL0)
 
             if let target = o.l0Target {
-                // Above the target λ rises by exp(rate·(L0 − T)/T), fast while codes are dense; below
-                // it falls by exp(rate·ln(L0/T)) (at most 3·rate a step). The rise overshoots after
-                // the penalty warm-up (L0 dips far below T, and the dip's resampling is part of why
-                // long runs end where they do), but the old fall of at most `rate` a step took ~500
-                // steps to climb out: a 300k-token run on MiniLM ended inside the dip at L0 0.0
-                // with KL 1.31, worse than the mean pattern. The log-ratio fall climbs out ~3× sooner.
-                func adapt(_ l: inout Float, _ l0: Double) {
-                    let e = l0 >= target ? (l0 - target) / target : max(-3, log(max(l0, 1e-3) / target))
-                    l = Float(min(10, max(1e-9, Double(l) * exp(o.l0AdaptRate * e))))
-                }
+                func adapt(_ l: inout Float, _ l0: Double) { l = L0Controller.next(lambda: l, l0: l0, target: target, rate: o.l0AdaptRate) }
                 if o.queryActivation == .relu { adapt(&state.lambdaQuery, lastL0.0) }
                 if o.keyActivation == .relu { adapt(&state.lambdaKey, lastL0.1) }
             }
