@@ -13,15 +13,16 @@ import Foundation
 /// Environment (used by tools/planted_family.sh): QKDB_BINARY runs another qkdb (e.g. the release
 /// build); QKDB_PLANTED_TOKENS and QKDB_PLANTED_MASK_SEQUENCES set the budgets; QKDB_PLANTED_ARGS adds options to
 /// `qkdb run`, one per line (a repeated option's last value wins); QKDB_PLANTED_ONLY names
-/// configurations, comma-separated.
+/// configurations, comma-separated; QKDB_PLANTED_JOBS runs that many at once (default 2).
 final class PlantedFamilyTests: XCTestCase {
     static let family = CLI.root.appendingPathComponent("Tests/Fixtures/planted_family")
     /// Only the dictionary size and the data budgets are given (step 1's tokens, step 2's
-    /// sequences); everything else is qkdb's default. The budgets are what keep the debug-build
-    /// test within minutes (in a debug build step 2's RoPE kernel takes ~1 s per sequence-epoch
-    /// here); tools/planted_family.sh runs the release binary at the issue's 400k tokens and
-    /// step 2's default 1024 sequences (QKDB_PLANTED_TOKENS, QKDB_PLANTED_MASK_SEQUENCES).
-    static let dHidden = 128, trainTokens = 100_000, maskSequences = 64
+    /// sequences); everything else is qkdb's default. 200k tokens is the smallest budget issue 13
+    /// asks defaults to be sound at; 32 mask sequences keep step 2's RoPE objective, which takes
+    /// ~1 s per sequence-epoch in a debug build here, within a minute. tools/planted_family.sh
+    /// runs the release binary at 400k tokens and step 2's default 1024 sequences
+    /// (QKDB_PLANTED_TOKENS, QKDB_PLANTED_MASK_SEQUENCES).
+    static let dHidden = 128, trainTokens = 200_000, maskSequences = 32
 
     func testDefaultsRecoverThePlantedFamily() throws {
         let env = ProcessInfo.processInfo.environment
@@ -37,18 +38,31 @@ final class PlantedFamilyTests: XCTestCase {
         let options = ["--d-hidden", String(Self.dHidden), "--train-tokens", String(tokens), "--mask-sequences", String(maskSequences)] + extra
         print("planted family: qkdb run \(options.joined(separator: " ")) on \(names.joined(separator: ", "))")
         let dir = CLI.temporaryDirectory(self)
-        var scores: [PlantedScore] = []
-        for name in names {
-            let truth = try PlantedTruth(fixture: Self.family.appendingPathComponent(name))
-            let score = try PlantedScorer.runAndScore(truth, in: dir, options: options)
-            print(score.line)
-            for m in score.missed.prefix(12) { print("  missed: \(m)") }
-            if score.missed.count > 12 { print("  … and \(score.missed.count - 12) more") }
-            scores.append(score)
+        // Two runs at a time: a debug-build qkdb keeps about one core busy, and the machine has two.
+        let jobs = max(1, env["QKDB_PLANTED_JOBS"].flatMap { Int($0) } ?? 2)
+        let truths = try names.map { try PlantedTruth(fixture: Self.family.appendingPathComponent($0)) }
+        var results = [Result<PlantedScore, Error>?](repeating: nil, count: truths.count)
+        let lock = NSLock(), gate = DispatchSemaphore(value: jobs)
+        // The Llama models first: step 2's RoPE objective makes them the longest runs.
+        let order = truths.indices.sorted { (truths[$0].architecture == "llama" ? 0 : 1, $0) < (truths[$1].architecture == "llama" ? 0 : 1, $1) }
+        let started = Date()
+        DispatchQueue.concurrentPerform(iterations: truths.count) { n in
+            let i = order[n]
+            gate.wait(); defer { gate.signal() }
+            let r = Result { try PlantedScorer.runAndScore(truths[i], in: dir, options: options) }
+            lock.lock(); defer { lock.unlock() }
+            results[i] = r
+            if case .success(let score) = r {
+                var text = score.line + "\n"
+                for m in score.missed.prefix(12) { text += "  missed: \(m)\n" }
+                if score.missed.count > 12 { text += "  … and \(score.missed.count - 12) more\n" }
+                print(text, terminator: "")
+            }
         }
+        let scores = try results.map { try XCTUnwrap($0).get() }
         print("\n" + PlantedScore.tableHeader)
         for s in scores { print(s.tableRow) }
-        print("planted family: \(scores.filter(\.passes).count)/\(scores.count) configurations pass, \(String(format: "%.0f", scores.map(\.seconds).reduce(0, +))) s of qkdb run")
+        print("planted family: \(scores.filter(\.passes).count)/\(scores.count) configurations pass; \(String(format: "%.0f", scores.map(\.seconds).reduce(0, +))) s of qkdb run, \(String(format: "%.0f", Date().timeIntervalSince(started))) s wall clock")
 
         for s in scores {
             XCTAssertLessThanOrEqual(s.queryMissedShare, 0.1, "\(s.name): query directions found \(s.queryFound)/\(s.queryTotal)")
