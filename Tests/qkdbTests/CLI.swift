@@ -16,6 +16,10 @@ enum CLI {
     static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     static var binary: URL {
+        // QKDB_BINARY runs another build (tools/planted_family.sh scores the release binary).
+        if let path = ProcessInfo.processInfo.environment["QKDB_BINARY"], !path.isEmpty {
+            return URL(fileURLWithPath: path, relativeTo: root).absoluteURL
+        }
         // The test bundle lives in .build/<config>/; the executable sits beside it.
         let fromBundle = Bundle(for: Marker.self).bundleURL.deletingLastPathComponent().appendingPathComponent("qkdb")
         if FileManager.default.isExecutableFile(atPath: fromBundle.path) { return fromBundle }
