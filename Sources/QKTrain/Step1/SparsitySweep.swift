@@ -50,8 +50,10 @@ public struct SparsityFrontier: Sendable, Codable, Equatable {
     public var chosenPoint: Int
     public var rule: String
 
-    /// The gain per doubling, as a fraction of the mean pattern's KL, where the rule stops.
-    public static let minimumGainPerDoubling = 0.125
+    /// The gain per doubling, as a fraction of the sparsest point's KL, where diminishing returns stop the rule.
+    public static let minimumGainPerDoubling = 1.0 / 12
+    /// A KL this fraction of the mean pattern's counts as explained: the rule stops there first.
+    public static let explainedFraction = 0.03
 
     /// Applies the rule to `points` (any order).
     public init(points: [SparsityPoint], baselineMeanPatternKL: Double, baselineUniformKL: Double) {
@@ -64,20 +66,30 @@ public struct SparsityFrontier: Sendable, Codable, Equatable {
         chosenPoint = sorted.indices.min { abs(log2(Double(sorted[$0].k) / chosen)) < abs(log2(Double(sorted[$1].k) / chosen)) } ?? 0
     }
 
-    static let crossingRule = "L0 where one more doubling would remove under an eighth of the mean pattern's KL (interpolated in log2 k)"
-    static let sparsestRule = "no doubling removes an eighth of the mean pattern's KL: the sparsest k"
-    static let densestRule = "the densest doubling still removes an eighth of the mean pattern's KL: the densest k"
+    static let explainedRule = "the sparsest L0 whose held-out KL is down to 3% of the mean pattern's (interpolated in log KL and log2 k)"
+    static let crossingRule = "L0 where one more doubling would remove under a twelfth of the sparsest point's KL (interpolated in log2 k)"
+    static let sparsestRule = "no doubling removes a twelfth of the sparsest point's KL: the sparsest k"
+    static let densestRule = "the densest doubling still removes a twelfth of the sparsest point's KL: the densest k"
 
     /// (chosen L0, which case of the rule applied). `scale` is the mean-pattern KL.
     static func choose(_ p: [SparsityPoint], scale: Double) -> (Double, String) {
         guard let first = p.first else { return (0, "no points") }
         var y = p.map(\.klFull)
         for i in y.indices.dropFirst() { y[i] = min(y[i], y[i - 1]) }
+        // Explained: the sparsest L0 whose KL is down to ε of the mean pattern's, where the grid gets there.
+        let explained = explainedFraction * scale
+        if y[0] <= explained { return (Double(first.k), explainedRule) }
+        if let i = y.indices.first(where: { y[$0] <= explained }) {
+            let xa = log2(Double(p[i - 1].k)), xb = log2(Double(p[i].k))
+            let t = (log(y[i - 1]) - log(explained)) / max(1e-12, log(y[i - 1]) - log(max(y[i], 1e-12)))
+            return (exp2(xa + min(1, max(0, t)) * (xb - xa)), explainedRule)
+        }
         let tau = minimumGainPerDoubling
-        // Gain per doubling of each step of the grid, at the step's midpoint in log2 k.
+        // Gain per doubling of each step of the grid, as a fraction of the sparsest point's KL, at
+        // the step's midpoint in log2 k.
         let steps = zip(p, p.dropFirst()).enumerated().map { i, ab in
             (x: (log2(Double(ab.0.k)) + log2(Double(ab.1.k))) / 2,
-             gain: (y[i] - y[i + 1]) / max(scale, 1e-12) / max(1e-9, log2(Double(ab.1.k) / Double(ab.0.k))))
+             gain: (y[i] - y[i + 1]) / max(y[0], 1e-12) / max(1e-9, log2(Double(ab.1.k) / Double(ab.0.k))))
         }
         // The last doubling that still gains τ: a flat stretch at the sparse end (too few features
         // to capture anything either way) must not stop the climb before the steep part.
@@ -101,12 +113,12 @@ public struct SparsitySweepOptions: Sendable, Codable, Equatable {
     }
 
     /// Doublings of k, since the frontier is read in log L0, up to a sixteenth of the dictionary
-    /// (at least 8): 1, 2, 4, 8 for 128 features; 2 … 64 for 1536, where k = 1 would only cost time
+    /// (at least 16): 1 … 16 for 128 features; 2 … 64 for 1536, where k = 1 would only cost time
     /// (a layer with one direction per token is not what a large dictionary is for).
     public static func grid(dHidden: Int) -> [Int] {
         var ks: [Int] = []
         var k = dHidden >= 576 ? 2 : 1
-        while k <= max(8, dHidden / 16) { ks.append(k); k *= 2 }
+        while k <= max(16, dHidden / 16) { ks.append(k); k *= 2 }
         return ks
     }
 

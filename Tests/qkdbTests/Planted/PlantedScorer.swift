@@ -16,6 +16,8 @@ struct PlantedScore {
     var sinkDescription = "no sink heads"
     var l0Query = Double.nan, l0Key = Double.nan
     var seconds = 0.0
+    /// The sweep stage's summary line from `qkdb run` (chosen L0, KL by k), when the sparsity was chosen from the data.
+    var sparsityNote = ""
     var missed: [String] = []
 
     var queryMissedShare: Double { queryTotal == 0 ? 0 : Double(queryTotal - queryFound) / Double(queryTotal) }
@@ -37,6 +39,10 @@ struct PlantedScore {
     }
 
     var line: String {
+        (sparsityNote.isEmpty ? "" : "planted \(name) sweep:\(sparsityNote)\n") + scoreLine
+    }
+
+    var scoreLine: String {
         let prev = previousTotal == 0 ? "" : String(format: ", previous-token at offset 1 %d/%d", previousAtOffset1, previousTotal)
         return String(format: "planted %@: directions q %d/%d k %d/%d, pairs in top 3 %d/%d%@, sink %@, L0 %.1f/%.1f, %.0f s — %@",
                       name, queryFound, queryTotal, keyFound, keyTotal, pairsFound, pairsTotal, prev,
@@ -81,6 +87,9 @@ enum PlantedScorer {
         }
         var score = try self.score(truth, store: store, in: dir)
         score.seconds = seconds
+        // What the sparsity sweep chose, as `qkdb run` said it (empty when the sparsity was pinned).
+        score.sparsityNote = run.stderr.replacingOccurrences(of: "\r", with: "\n").split(separator: "\n")
+            .last { $0.contains("choose sparsity done") }.map { String($0.split(separator: "done in").last ?? "") } ?? ""
         return score
     }
 
