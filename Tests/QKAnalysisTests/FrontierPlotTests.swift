@@ -18,7 +18,7 @@ final class FrontierPlotTests: XCTestCase {
         XCTAssertTrue(html.contains("<svg id=\"frontier-plot\""), html)
         XCTAssertEqual(html.components(separatedBy: "<circle").count - 1, 6)
         XCTAssertTrue(html.contains("id=\"frontier-chosen\""))
-        XCTAssertTrue(html.contains("chosen L0 19.7"), html)
+        XCTAssertTrue(html.contains("chosen L0 20.0"), html)
         XCTAssertEqual(html.components(separatedBy: "class=\"chosen\"").count - 1, 1)
         // Step 2's μ curve beside it.
         let curve = MaskPenaltyCurve(points: [MaskPenaltyPoint(penalty: 1e-6, kept: 900, klPruned: 0.11, ratio: 1.1),

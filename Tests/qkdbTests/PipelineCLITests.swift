@@ -143,11 +143,11 @@ final class PipelineCLITests: XCTestCase {
         XCTAssertEqual(config["sparsityChoice"] as? String, "from the data (sweep)")
         let frontier = try XCTUnwrap((info["metrics"] as? [String: Any])?["sparsity_sweep"] as? [String: Any])
         let points = try XCTUnwrap(frontier["points"] as? [[String: Any]])
-        XCTAssertEqual(points.compactMap { $0["k"] as? Int }, [1, 2, 4, 8])
+        XCTAssertEqual(points.compactMap { $0["k"] as? Int }, [1, 2, 4, 8, 16])
         let l0 = try XCTUnwrap(frontier["chosenL0"] as? Double)
         let target = try XCTUnwrap((config["training"] as? [String: Any])?["l0Target"] as? Double)
         XCTAssertEqual(target, (l0 * 10).rounded() / 10, accuracy: 1e-9)
-        XCTAssertTrue((1...8).contains(Int(target.rounded())), "chosen L0 \(target)")
+        XCTAssertTrue((1...16).contains(Int(target.rounded())), "chosen L0 \(target)")
 
         let pinned = dir.appendingPathComponent("pinned.qkdb").path
         let p = try CLI.run(base + ["--top-k", "2", "--store", pinned])
