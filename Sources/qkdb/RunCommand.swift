@@ -45,6 +45,7 @@ struct RunCommand: ParsableCommand {
             let plan = try CorpusPlan(options: options, model: model)
             observer.stageFinished("prepare corpus", seconds: Date().timeIntervalSince(prepStart),
                                    summary: "\(plan.train.count) training and \(plan.heldOut.count) held-out sequences of \(plan.context) tokens")
+            try TrainStage.checkCheckpointPath(path + ".checkpoint.safetensors", force: false)
             try FileManager.default.createDirectory(at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
             let db = try Store(path: path, mode: .create)
             let cancel = CancellationFlag()

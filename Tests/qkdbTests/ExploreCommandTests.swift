@@ -140,8 +140,39 @@ final class ExploreCommandTests: XCTestCase {
             if !acts.isEmpty { withExamples += 1 }
         }
         XCTAssertGreaterThan(withExamples, 0)
-        // A second export to the same directory refuses instead of mixing files.
-        try CLI.assertFails(["export", "--store", store, "--run", "1", "--what", "dashboard", "--out", out.path], mentioning: "already exists")
+        // A second export replaces the first whole (no mixing of files); a folder of someone
+        // else's files, a store or another file is refused and left as it was.
+        let again = try CLI.run(["export", "--store", store, "--run", "1", "--what", "dashboard", "--out", out.path])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        for victim in try OutputSafetyTests.victims(in: out.deletingLastPathComponent(), store: store) {
+            try OutputSafetyTests.assertRefusesToReplace(["export", "--store", store, "--run", "1", "--what", "dashboard", "--out"], victim)
+        }
+        try CLI.assertFails(["export", "--store", store, "--run", "1", "--what", "dashboard", "--out", "-"], mentioning: "only CSV")
+    }
+
+    /// `report` and `export-dictionaries` leave a folder of someone's files, a store and another
+    /// file untouched; `--force` replaces a folder.
+    func testReportAndDictionaryExportRefuseWhatTheyDidNotWrite() throws {
+        let store = try Self.store()
+        let dir = CLI.temporaryDirectory(self)
+        let victims = try OutputSafetyTests.victims(in: dir, store: store)
+        for victim in victims {
+            try OutputSafetyTests.assertRefusesToReplace(["report", "--store", store, "--run", "1", "--out"], victim)
+        }
+        // export-dictionaries writes DIR/query and DIR/key: a foreign file in one is refused.
+        let sae = dir.appendingPathComponent("sae")
+        try FileManager.default.createDirectory(at: sae.appendingPathComponent("key"), withIntermediateDirectories: true)
+        try Data("mine".utf8).write(to: sae.appendingPathComponent("key/mine.txt"))
+        try OutputSafetyTests.assertRefusesToReplace(["export-dictionaries", "--store", store, "--run", "1", "--out"], sae.path)
+        try OutputSafetyTests.assertRefusesToReplace(["export-dictionaries", "--store", store, "--run", "1", "--out"], victims[2])
+        for _ in 0..<2 {   // the second time over its own earlier export
+            let r = try CLI.run(["export-dictionaries", "--store", store, "--run", "1", "--out", dir.appendingPathComponent("sae2").path])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        let forced = try CLI.run(["report", "--store", store, "--run", "1", "--out", victims[0], "--force", "--prompts", "1"])
+        XCTAssertEqual(forced.status, 0, forced.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: victims[0] + "/notes.txt"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: victims[0] + "/index.html"))
     }
 
     /// Renders the report in headless Chromium and checks the DOM against the store.

@@ -22,30 +22,21 @@ public struct ReportSite {
 
     /// Opens the run (model, transcoders, the pair map in one pass that also gathers the report's
     /// top lists) and writes the site to `out`.
-    public func write(store: Store, run: Int64, to out: String, progress: ((String) -> Void)? = nil) throws -> Summary {
+    public func write(store: Store, run: Int64, to out: String, force: Bool = false, progress: ((String) -> Void)? = nil) throws -> Summary {
         let started = Date()
-        let fm = FileManager.default
-        let outURL = URL(fileURLWithPath: out)
         // Replace only an earlier report (or an empty directory), never someone's other files.
-        if fm.fileExists(atPath: out) {
-            guard fm.fileExists(atPath: outURL.appendingPathComponent("index.html").path) || ((try? fm.contentsOfDirectory(atPath: out))?.isEmpty ?? false) else {
-                throw PipelineError("report: \(out) exists and is not a qkdb report; refusing to replace it")
-            }
+        let target = OutputTarget(path: out, shape: .directory, what: "report", force: force) { dir in
+            // Reports written before the marker existed: index.html, style.css and features/.
+            OutputTarget.isMarked(dir, what: "report")
+                || ["index.html", "style.css", "features"].allSatisfy { FileManager.default.fileExists(atPath: dir + "/" + $0) }
         }
-        let tmp = outURL.deletingLastPathComponent().appendingPathComponent(".\(outURL.lastPathComponent).tmp-\(getpid())")
-        try? fm.removeItem(at: tmp)
-        do {
-            try fm.createDirectory(at: tmp.appendingPathComponent("features"), withIntermediateDirectories: true)
+        return try target.writeDirectory { tmp in
+            try FileManager.default.createDirectory(at: tmp.appendingPathComponent("features"), withIntermediateDirectories: true)
             progress?("model, transcoders and pair map")
             var tops = PairTops(nHead: try store.run(run).spec.nHead, perHead: pairsPerHead, perFeature: partnersPerHead)
             let explored = try ExploredRun.open(store: store, run: run, visitPairs: { tops.add($0) })
             let pages = try writeAll(store: store, explored: explored, tops: tops, dir: tmp, progress: progress)
-            if fm.fileExists(atPath: out) { try fm.removeItem(at: outURL) }
-            try fm.moveItem(at: tmp, to: outURL)
             return Summary(featurePages: pages, seconds: Date().timeIntervalSince(started))
-        } catch {
-            try? fm.removeItem(at: tmp)
-            throw error
         }
     }
 

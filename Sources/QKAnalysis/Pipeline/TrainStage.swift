@@ -12,6 +12,14 @@ public enum TrainStage {
         public var result: TrainingResult
     }
 
+    /// Refuses (one line) a checkpoint path holding anything but an earlier qkdb checkpoint, unless
+    /// `force`: Ctrl-C would replace it. Commands call this before they create or touch the store.
+    public static func checkCheckpointPath(_ path: String, force: Bool) throws {
+        try OutputTarget(path: path, shape: .file, what: "checkpoint", force: force) {
+            OutputTarget.isSafeTensors($0, formatPrefix: "qkdb-step1-checkpoint")
+        }.check()
+    }
+
     public static func run(options o: PipelineOptions, model: any TransformerModel, plan: CorpusPlan,
                            store: Store, name: String, observer: PipelineObserver,
                            cancel: CancellationFlag? = nil, checkpoint: String? = nil, resume: String? = nil) throws -> Output {
