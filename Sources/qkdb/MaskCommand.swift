@@ -35,8 +35,9 @@ struct EvalCommand: ParsableCommand {
         let (db, options, model, plan) = try StoredRun.open(store: store, run: runID, update: { o in
             if let s = sequences { o.evalSequences = s }
         })
-        let report = try EvalStage.run(run: runID, options: options, model: model, plan: plan, store: db, observer: ProgressObserver())
-        print(Summary.evaluationTable(report))
+        let out = try EvalStage.run(run: runID, options: options, model: model, plan: plan, store: db, observer: ProgressObserver())
+        print(Summary.evaluationTable(out.report))
+        print(Summary.evaluationAdded(out.added, run: runID))
     }
 }
 

@@ -53,7 +53,7 @@ struct RunCommand: ParsableCommand {
             let trained = try TrainStage.run(options: options, model: model, plan: plan, store: db, name: name,
                                              observer: observer, cancel: cancel, checkpoint: path + ".checkpoint.safetensors")
             let pairs = try MaskStage.run(run: trained.run, options: options, model: model, plan: plan, store: db, observer: observer)
-            let report = try EvalStage.run(run: trained.run, options: options, model: model, plan: plan, store: db, observer: observer)
+            let report = try EvalStage.run(run: trained.run, options: options, model: model, plan: plan, store: db, observer: observer).report
 
             print("\nrun \(trained.run) (\(name)) in \(path)\n")
             if let m = trained.result.evaluation?.metrics {
