@@ -23,6 +23,7 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Pairs to show on each sign.") var top: Int = 8
     @Option(help: "table or json.") var format: StoreOutputFormat = .table
     @Flag(help: "Print to stderr how long loading and explaining took.") var timing = false
+    @OptionGroup var model: RunModelArgument
 
     func validate() throws {
         guard top >= 1 else { throw PipelineError("--top must be at least 1") }
@@ -32,7 +33,7 @@ struct ExplainCommand: ParsableCommand {
     func run() throws {
         let started = Date()
         let store = try Store(path: location.store)
-        let explored = try ExploredRun.open(store: store, run: runID)
+        let explored = try ExploredRun.open(store: store, run: runID, modelPath: model.model)
         let loaded = Date()
         let tokens = explored.explainer.tokens(for: text, bos: explored.options.bos)
         let pieces = tokens.map { explored.model.tokenizer.tokenString($0) }

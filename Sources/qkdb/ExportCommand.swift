@@ -13,6 +13,7 @@ struct ExportCommand: ParsableCommand {
     @Option(name: .customLong("run"), help: "Run id (see `qkdb runs`).") var runID: Int64
     @Option(help: "pairs, features, examples (CSV) or dashboard (a directory of per-feature JSON).") var what: ExportWhat
     @Option(help: "Output CSV file (`-`: standard output), or directory for dashboard.") var out: String
+    @OptionGroup var model: RunModelArgument
     @Flag(help: "Replace --out even when it is not an earlier export of the same kind (a directory, a store, another file).") var force = false
 
     func run() throws {
@@ -23,7 +24,7 @@ struct ExportCommand: ParsableCommand {
             if out != "-" { printOut("wrote \(n) \(kind.rawValue) rows to \(out)\n") }
         case .dashboard:
             guard out != "-" else { throw StoreError("--out -: only CSV exports stream to standard output; give a directory for the dashboard") }
-            let explored = try ExploredRun.open(store: store, run: runID)
+            let explored = try ExploredRun.open(store: store, run: runID, modelPath: model.model)
             let n = try DashboardExport.write(store: store, explored: explored, to: out, force: force)
             printOut("wrote \(n) feature dashboards to \(out)\n")
         }

@@ -150,6 +150,57 @@ final class ExploreCommandTests: XCTestCase {
         try CLI.assertFails(["export", "--store", store, "--run", "1", "--what", "dashboard", "--out", "-"], mentioning: "only CSV")
     }
 
+    /// A store copied elsewhere, its model moved: `--model` (checked by fingerprint) or the
+    /// fallbacks find it; `feature` without it still prints everything but the histogram; a
+    /// folder with other weights is refused in one line.
+    func testAMovedStoreFindsItsModelByFingerprint() throws {
+        let fm = FileManager.default
+        let dir = CLI.temporaryDirectory(self)
+        let share = dir.appendingPathComponent("share")
+        try fm.createDirectory(at: share, withIntermediateDirectories: true)
+        let store = share.appendingPathComponent("planted.qkdb").path
+        try fm.copyItem(atPath: try Self.store(), toPath: store)
+        // As if trained elsewhere with a relative path that does not resolve here.
+        let edit = Process()
+        edit.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        edit.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE runs SET config = json_set(config, '$.model', 'gone/planted_gpt2')\"); c.commit()", store]
+        try edit.run(); edit.waitUntilExit()
+        XCTAssertEqual(edit.terminationStatus, 0)
+        let source = CLI.root.appendingPathComponent("Tests/Fixtures/train/planted_gpt2")
+        let moved = dir.appendingPathComponent("elsewhere/planted_gpt2")
+        try fm.createDirectory(at: moved.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try fm.copyItem(at: source, to: moved)
+
+        let feature = ["feature", "--store", store, "--run", "1", "--side", "key", "--index", "0"]
+        let without = try CLI.run(feature, cwd: share)
+        XCTAssertEqual(without.status, 0, without.stderr)
+        XCTAssertTrue(without.stdout.contains("max-activating examples") && without.stdout.contains("strongest partners"), without.stdout)
+        XCTAssertTrue(without.stdout.contains("activation histogram: needs the run's model") && without.stdout.contains("--model"), without.stdout)
+        let with = try CLI.run(feature + ["--model", moved.path], cwd: share)
+        XCTAssertEqual(with.status, 0, with.stderr)
+        XCTAssertTrue(with.stdout.contains("activation histogram over"), with.stdout)
+        for args in [["explain", "--store", store, "--run", "1", "--text", "zzn zz zzg", "--head", "0", "--dest", "g"],
+                     ["export", "--store", store, "--run", "1", "--what", "dashboard", "--out", dir.appendingPathComponent("dash").path]] {
+            try CLI.assertFails(args, mentioning: "pass --model")
+            let r = try CLI.run(args + ["--model", moved.path], cwd: share)
+            XCTAssertEqual(r.status, 0, "\(args[0]): \(r.stderr)")
+        }
+        // The fallback models/NAME under the working directory.
+        try fm.createDirectory(at: share.appendingPathComponent("models"), withIntermediateDirectories: true)
+        try fm.copyItem(at: moved, to: share.appendingPathComponent("models/planted_gpt2"))
+        let found = try CLI.run(feature, cwd: share)
+        XCTAssertTrue(found.stdout.contains("activation histogram over"), found.stdout + found.stderr)
+        // Other weights in a folder of the same name: refused.
+        let other = dir.appendingPathComponent("other/planted_gpt2")
+        try fm.createDirectory(at: other.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try fm.copyItem(at: moved, to: other)
+        let weights = try FileHandle(forUpdating: other.appendingPathComponent("model.safetensors"))
+        try weights.seek(toOffset: try weights.seekToEnd() - 8)
+        try weights.write(contentsOf: Data([1, 2, 3, 4, 5, 6, 7, 8]))
+        try weights.close()
+        try CLI.assertFails(feature + ["--model", other.path], mentioning: "not the model run 1 was trained on")
+    }
+
     /// `report` and `export-dictionaries` leave a folder of someone's files, a store and another
     /// file untouched; `--force` replaces a folder.
     func testReportAndDictionaryExportRefuseWhatTheyDidNotWrite() throws {

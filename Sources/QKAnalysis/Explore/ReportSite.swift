@@ -22,7 +22,7 @@ public struct ReportSite {
 
     /// Opens the run (model, transcoders, the pair map in one pass that also gathers the report's
     /// top lists) and writes the site to `out`.
-    public func write(store: Store, run: Int64, to out: String, force: Bool = false, progress: ((String) -> Void)? = nil) throws -> Summary {
+    public func write(store: Store, run: Int64, to out: String, force: Bool = false, modelPath: String? = nil, progress: ((String) -> Void)? = nil) throws -> Summary {
         let started = Date()
         // Replace only an earlier report (or an empty directory), never someone's other files.
         let target = OutputTarget(path: out, shape: .directory, what: "report", force: force) { dir in
@@ -34,7 +34,7 @@ public struct ReportSite {
             try FileManager.default.createDirectory(at: tmp.appendingPathComponent("features"), withIntermediateDirectories: true)
             progress?("model, transcoders and pair map")
             var tops = PairTops(nHead: try store.run(run).spec.nHead, perHead: pairsPerHead, perFeature: partnersPerHead)
-            let explored = try ExploredRun.open(store: store, run: run, visitPairs: { tops.add($0) })
+            let explored = try ExploredRun.open(store: store, run: run, modelPath: modelPath, visitPairs: { tops.add($0) })
             let pages = try writeAll(store: store, explored: explored, tops: tops, dir: tmp, progress: progress)
             return Summary(featurePages: pages, seconds: Date().timeIntervalSince(started))
         }

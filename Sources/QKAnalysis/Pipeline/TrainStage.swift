@@ -60,10 +60,12 @@ public enum TrainStage {
                                       "resampled_query": result.resampledQuery, "resampled_key": result.resampledKey,
                                       "lambda_query": Double(result.lambdaQuery), "lambda_key": Double(result.lambdaKey)]
         if let m = result.evaluation?.metrics { metrics["step1"] = try jsonObject(m) }
+        var recorded = o
+        recorded.modelFingerprint = try ModelFingerprint.of(path: o.model)
         let spec = RunSpec(name: name, kind: .trained, model: model.source, architecture: cfg.architecture.rawValue,
                            layer: o.layer, nHead: cfg.nHead, nKVHead: cfg.nKVHead, dHead: cfg.dHead, dModel: cfg.dModel,
                            dQuery: result.query.dHidden, dKey: result.key.dHidden,
-                           config: o.json(), metrics: try jsonText(metrics), status: "trained")
+                           config: recorded.json(), metrics: try jsonText(metrics), status: "trained")
         // One transaction: the run appears with its dictionaries, or not at all.
         let run = try store.stage { () -> Int64 in
             let run = try store.createRun(spec)
