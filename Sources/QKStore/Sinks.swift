@@ -7,8 +7,10 @@ public struct SinkFeature: Sendable {
     public var keyFeature: Int
     public var bosFraction: Double
     public var density: Double?
-    /// Sum over heads of `heads[i].importance`.
+    /// Sum over heads of `heads[i].importance` (pairs' and key-bias term's): what sinks rank by.
     public var totalImportance: Double
+    /// The part of `totalImportance` the key-bias term B·a_K carries (summed over heads).
+    public var keyBiasImportance: Double { heads.reduce(0) { $0 + $1.biasImportance } }
     /// Heads with at least one pair into the feature or a key-bias importance above 0, in head order.
     public var heads: [SinkHead]
 }

@@ -78,7 +78,7 @@ final class ExploreExplanationTests: XCTestCase {
                     // The pruned map's score: kept pairs at their stored value (= decoder value × mask) + B.
                     let keptSum = s.pairs.reduce(0.0) { $0 + Double($1.queryActivation * $1.keyActivation * ($1.storedValue ?? 0)) }
                     if c.ropeTheta == nil {
-                        XCTAssertEqual(keptSum + Double(s.queryBias), Double(s.prunedScore), accuracy: tol, file: file, line: line)
+                        XCTAssertEqual(keptSum + Double(s.keyBias), Double(s.prunedScore), accuracy: tol, file: file, line: line)
                     }
                 }
                 // The true scores reproduce the model's own pattern row (so RoPE and the head mapping are right).

@@ -56,7 +56,7 @@ final class ExploreCommandTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
         let trueScore = try XCTUnwrap(j["true_score"] as? Double)
-        let parts = ["pair_sum", "query_bias", "key_bias", "error"].compactMap { j[$0] as? Double }
+        let parts = ["pair_sum", "key_bias", "row_constant", "error"].compactMap { j[$0] as? Double }
         XCTAssertEqual(parts.count, 4)
         XCTAssertEqual(parts.reduce(0, +), trueScore, accuracy: 1e-3 * max(1, abs(trueScore)))
         // The planted pair dominates what the transcoders explain: the pair terms carry most of the
@@ -87,7 +87,7 @@ final class ExploreCommandTests: XCTestCase {
         // Table form, positions by index, all sources summarised.
         let t = try CLI.run(["explain", "--store", store, "--run", "1", "--text", "zzn zz zzg", "--head", "0", "--dest", "10"])
         XCTAssertEqual(t.status, 0, t.stderr)
-        for s in ["attention-weighted", "query-bias term", "error (true − reconstructed)", "attention row from 10:g", "positive pairs", "pair terms summed per feature"] {
+        for s in ["attention-weighted", "key-bias term B·a_K", "error (true − reconstructed)", "attention row from 10:g", "positive pairs", "pair terms summed per feature"] {
             XCTAssertTrue(t.stdout.contains(s), "missing \(s) in\n\(t.stdout)")
         }
     }
@@ -199,6 +199,30 @@ final class ExploreCommandTests: XCTestCase {
         try weights.write(contentsOf: Data([1, 2, 3, 4, 5, 6, 7, 8]))
         try weights.close()
         try CLI.assertFails(feature + ["--model", other.path], mentioning: "not the model run 1 was trained on")
+    }
+
+    /// `sinks --format csv` and the report's sinks table: the same features, order and totals
+    /// (the key-bias term included, and shown on its own).
+    func testReportSinksMatchTheSinksCommand() throws {
+        let store = try Self.store()
+        let out = CLI.temporaryDirectory(self).appendingPathComponent("report")
+        let csv = try CLI.run(["sinks", "--store", store, "--run", "1", "--format", "csv", "--threshold", "0.9"])
+        XCTAssertEqual(csv.status, 0, csv.stderr)
+        var fromCLI: [String] = []
+        for line in csv.stdout.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: ",", omittingEmptySubsequences: false)
+            let row = "k\(f[0]) \(f[3]) \(f[4])"
+            if fromCLI.last != row { fromCLI.append(row) }
+        }
+        let r = try CLI.run(["report", "--store", store, "--run", "1", "--out", out.path, "--prompts", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let html = try String(contentsOf: out.appendingPathComponent("sinks.html"), encoding: .utf8)
+        let pattern = try NSRegularExpression(pattern: #"<tr><td><a href="features/key-\d+\.html">(k\d+)</a></td><td class="num">[^<]*</td><td class="num">[^<]*</td><td class="num">([^<]*)</td><td class="num">([^<]*)</td>"#)
+        let fromReport = pattern.matches(in: html, range: NSRange(html.startIndex..., in: html)).map { m in
+            (1...3).map { String(html[Range(m.range(at: $0), in: html)!]) }.joined(separator: " ")
+        }
+        XCTAssertEqual(fromReport, fromCLI)
+        XCTAssertFalse(fromCLI.isEmpty, "the planted run has no sink to compare:\n\(csv.stdout)")
     }
 
     /// `report` and `export-dictionaries` leave a folder of someone's files, a store and another

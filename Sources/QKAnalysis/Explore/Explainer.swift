@@ -89,12 +89,12 @@ public struct Explainer: Sendable {
             let kBias = rotated(Array(key.bDec.data[(g * dh)..<((g + 1) * dh)]), at: s)
             let kRow = aK.row(s)
             var pairs: [PairContribution] = []
-            var queryBias: Float = 0
+            var keyBiasTerm: Float = 0
             var kHat = kBias
             for (j, b) in zip(kRow.indices, kRow.values) {
                 let kv = rotated(slice(key.wDec, row: Int(j), offset: g * dh), at: s)
                 for e in 0..<dh { kHat[e] += b * kv[e] }
-                queryBias += b * dot(qBias, kv) * scale
+                keyBiasTerm += b * dot(qBias, kv) * scale
                 for (n, i) in qFeatures.enumerated() {
                     let v = qActs[n] * b * dot(qVectors[n], kv) * scale
                     pairs.append(PairContribution(queryFeature: Int(i), keyFeature: Int(j), queryActivation: qActs[n], keyActivation: b,
@@ -105,7 +105,7 @@ public struct Explainer: Sendable {
             explanations.append(ScoreExplanation(dest: dest, src: s, trueScore: dot(qTrue, kTrue) * scale,
                                                  reconstructedScore: dot(qHat, kHat) * scale,
                                                  prunedScore: prunedRow.isEmpty ? .nan : prunedRow[s],
-                                                 queryBias: queryBias, keyBias: dot(qHat, kBias) * scale, pairs: pairs))
+                                                 keyBias: keyBiasTerm, rowConstant: dot(qHat, kBias) * scale, pairs: pairs))
         }
         let truePattern = Array(capture.pattern.data[((head * t + dest) * t)..<((head * t + dest + 1) * t)])
         var recon = [Float](repeating: 0, count: t), pruned = [Float](repeating: 0, count: t)
