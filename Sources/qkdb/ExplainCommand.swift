@@ -35,7 +35,7 @@ struct ExplainCommand: ParsableCommand {
         let store = try Store(path: location.store)
         let explored = try ExploredRun.open(store: store, run: runID, modelPath: model.model)
         let loaded = Date()
-        let tokens = explored.explainer.tokens(for: text, bos: explored.options.bos)
+        let tokens = try explored.explainer.tokens(for: text, bos: explored.options.bos)
         let pieces = tokens.map { explored.model.tokenizer.tokenString($0) }
         let p = try PositionArgument.resolve(dest, in: pieces, what: "--dest")
         let e = try explored.explainer.explain(tokens: tokens, head: head, dest: p)

@@ -201,6 +201,22 @@ final class ExploreCommandTests: XCTestCase {
         try CLI.assertFails(feature + ["--model", other.path], mentioning: "not the model run 1 was trained on")
     }
 
+    /// A model folder without its tokenizer files, and an empty or blank prompt: one line each.
+    func testExplainNamesMissingTokenizerFilesAndRefusesBlankText() throws {
+        let store = try Self.store()
+        let model = CLI.temporaryDirectory(self).appendingPathComponent("planted_gpt2")
+        try FileManager.default.copyItem(at: CLI.root.appendingPathComponent("Tests/Fixtures/train/planted_gpt2"), to: model)
+        for name in try FileManager.default.contentsOfDirectory(atPath: model.path)
+        where ["tokenizer.json", "vocab.json", "merges.txt", "vocab.txt", "tokenizer_config.json"].contains(name) {
+            try FileManager.default.removeItem(at: model.appendingPathComponent(name))
+        }
+        let explain = ["explain", "--store", store, "--run", "1", "--head", "0", "--dest", "1"]
+        try CLI.assertFails(explain + ["--text", "hello world", "--model", model.path], mentioning: "no tokenizer files")
+        for blank in ["", "   ", "\n\t"] {
+            try CLI.assertFails(explain + ["--text", blank], mentioning: "--text is empty")
+        }
+    }
+
     /// `sinks --format csv` and the report's sinks table: the same features, order and totals
     /// (the key-bias term included, and shown on its own).
     func testReportSinksMatchTheSinksCommand() throws {

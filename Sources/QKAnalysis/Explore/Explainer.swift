@@ -27,10 +27,16 @@ public struct Explainer: Sendable {
     }
 
     /// The model's input for a prompt: the same start/end tokens the run's sequences have.
-    public func tokens(for text: String, bos: Bool) -> [Int32] {
+    /// Refuses an empty or whitespace-only prompt (it would explain nothing but [CLS]/[SEP] or
+    /// BOS) and a model folder without its tokenizer files (naming them), each in one line.
+    public func tokens(for text: String, bos: Bool) throws -> [Int32] {
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw PipelineError("--text is empty: give the prompt to explain")
+        }
         let c = model.config
-        let rule = PackingRule.forModel(c, tokenizer: model.tokenizer, context: Int.max, bos: bos)
-        return rule.single(model.tokenizer.encode(text), architecture: c.architecture)
+        let tokenizer = try model.requireTokenizer()
+        let rule = PackingRule.forModel(c, tokenizer: tokenizer, context: Int.max, bos: bos)
+        return rule.single(tokenizer.encode(text), architecture: c.architecture)
     }
 
     /// Explains head `head` from destination `dest` to every allowed source.
