@@ -4,6 +4,8 @@
 enum StoreSchema {
     /// The format version this build writes and the newest it reads (also inserted by the SQL).
     static let formatVersion = 2
+    /// Every table and index the schema creates (verify checks none is missing).
+    static let objectNames: Set<String> = ["meta", "runs", "tensors", "pair_maps", "pair_chunks", "pair_chunks_zone", "features", "examples", "sequences", "vocabulary"]
     /// The exact text of `schema/store.sql`.
     static let sql = #"""
 -- qkdb store, format version 2: the single source of truth for the layout of a `.qkdb` file.

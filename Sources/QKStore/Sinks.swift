@@ -65,6 +65,9 @@ extension Store {
             var out: [SinkFeature] = []
             for c in candidates {
                 let j: Int = try c.required("idx", "\(path): features of run \(run)")
+                guard j < cached.shape.dKey else {
+                    throw StoreError("\(path): damaged store: run \(run) has statistics for key feature \(j), beyond its d_key \(cached.shape.dKey)")
+                }
                 var heads: [SinkHead] = []
                 for h in 0..<cached.shape.nHead {
                     // Every pair into the key feature, with exact importance (from the query-major ordering).

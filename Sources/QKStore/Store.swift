@@ -179,14 +179,15 @@ public final class Store: @unchecked Sendable {
         if v < 1 { throw StoreError("\(path): damaged store (format version \(v))") }
     }
 
-    /// One line naming the file for any SQLite or GRDB failure.
-    static func wrap(_ error: Error, path: String) -> Error {
+    /// One line naming the file for any SQLite or GRDB failure (`verifying`: from `verify` itself,
+    /// which must not tell the user to run `qkdb verify`).
+    static func wrap(_ error: Error, path: String, verifying: Bool = false) -> Error {
         if error is StoreError { return error }
         if let e = error as? DatabaseError {
-            let message = e.message ?? "SQLite error \(e.resultCode.rawValue)"
+            let message = (e.message ?? "SQLite error \(e.resultCode.rawValue)").split(whereSeparator: \.isNewline).joined(separator: " ")
             switch e.resultCode {
             case .SQLITE_NOTADB: return StoreError("\(path): not a qkdb store (\(message))")
-            case .SQLITE_CORRUPT: return StoreError("\(path): the SQLite file is corrupt (\(message)); run `qkdb verify`")
+            case .SQLITE_CORRUPT: return StoreError("\(path): the SQLite file is corrupt (\(message))" + (verifying ? "" : "; run `qkdb verify`"))
             case .SQLITE_READONLY: return StoreError("\(path): cannot write (\(message))")
             default: return StoreError("\(path): \(message)")
             }
