@@ -98,7 +98,9 @@ public final class Store: @unchecked Sendable {
     }
 
     /// Whether this instance may write (it then restores rollback-journal mode when it closes).
-    private var writable = false
+    private(set) var writable = false
+    /// Set while `verify` runs.
+    var verifying = false
 
     /// An SQLite URI that opens `path` read-only as immutable: no locks, no `-shm`, no `-wal`.
     static func immutableURI(_ path: String) -> String {
@@ -206,7 +208,13 @@ public final class Store: @unchecked Sendable {
     /// Inside `stage` it joins the stage's transaction instead.
     func write<T>(_ body: (Database) throws -> T) throws -> T {
         if let db = stageDatabase { return try body(db) }
-        do { return try dbQueue.write(body) } catch { throw Store.wrap(error, path: path) }
+        do {
+            return try dbQueue.write { db in
+                let result = try body(db)
+                try Store.writeManifests(db)   // in the same transaction (see StoreManifest)
+                return result
+            }
+        } catch { throw Store.wrap(error, path: path) }
     }
 
     /// Runs every store call made inside `body` as ONE write transaction, so a pipeline stage
@@ -220,7 +228,9 @@ public final class Store: @unchecked Sendable {
             return try dbQueue.write { db in
                 stageDatabase = db
                 defer { stageDatabase = nil }
-                return try body()
+                let result = try body()
+                try Store.writeManifests(db)
+                return result
             }
         } catch {
             runCache = savedCache   // a rolled-back stage must not leave cached facts behind

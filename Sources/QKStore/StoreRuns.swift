@@ -87,7 +87,11 @@ extension Store {
     /// Every run, oldest first.
     public func runs() throws -> [RunInfo] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM runs ORDER BY id").map { try runInfo($0, db) }
+            try Row.fetchAll(db, sql: "SELECT * FROM runs ORDER BY id").map { row in
+                let info = try runInfo(row, db)
+                try checkCatalogManifest(run: info.id, db)
+                return info
+            }
         }
     }
 
@@ -99,6 +103,7 @@ extension Store {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]) else {
             throw StoreError("\(path): no run \(id) (see `qkdb runs`)")
         }
+        if runCache[id] == nil { try checkCatalogManifest(run: id, db) }   // once per run and process
         return try runInfo(row, db)
     }
 

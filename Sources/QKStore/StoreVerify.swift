@@ -18,6 +18,8 @@ extension Store {
     /// decode, ordering, contiguity), pair counts against the catalog, every tensor and sequence.
     public func verify() throws -> VerifyReport {
         var report = VerifyReport()
+        verifying = true   // verify reports manifest mismatches itself, with the rest of what it finds
+        defer { verifying = false }
         do {
             try dbQueue.read { db in
                 // SQLite reports one line per problem, some of them multi-line: say how many, and the first.
@@ -44,6 +46,7 @@ extension Store {
                     if let map = cached.pairMap { verifyPairMap(run: run, map: map, shape: cached.shape, db, &report) }
                     verifyBlobs(run: run, db, &report)
                     verifyCatalogBounds(run: run, shape: cached.shape, db, &report)
+                    do { report.problems += try manifestProblems(run: run, db) } catch { report.problems.append("\(Store.wrap(error, path: path, verifying: true))") }
                 }
             }
         } catch {

@@ -37,6 +37,27 @@ final class DamagedStoreTests: XCTestCase {
         try CLI.assertFails(["verify", "--store", store], mentioning: "missing examples")
     }
 
+    /// Row-level damage the chunk checksums do not cover: queries refuse (one line) instead of
+    /// answering differently, and verify names the run.
+    func testCatalogEditsAreCaughtByTheManifest() throws {
+        let pairs = ["pairs", "--run", "1", "--query-feature", "3", "--format", "csv"]
+        for (name, sql) in [
+            ("permuted columns", "UPDATE pair_maps SET columns = '[\"importance\",\"value\"]';"),
+            ("more heads", "UPDATE runs SET n_head = 13;"),
+            ("deleted chunk", "DELETE FROM pair_chunks WHERE ordering = 0 AND seq = 0;"),
+        ] {
+            let dir = CLI.temporaryDirectory(self)
+            let store = try importedStore(dir)
+            let pristine = try CLI.run(["pairs", "--store", store] + pairs.dropFirst())
+            XCTAssertEqual(pristine.status, 0, pristine.stderr)
+            try Self.execute(sql, on: store)
+            try CLI.assertFails(["pairs", "--store", store] + pairs.dropFirst(), mentioning: "do not match its manifest")
+            try CLI.assertFails(["runs", "--store", store], mentioning: "do not match its manifest")
+            try CLI.assertFails(["verify", "--store", store], mentioning: "run 1")
+            XCTAssertFalse(name.isEmpty)
+        }
+    }
+
     func testFP16ImportOfAValueBeyondItsRangeIsRefused() throws {
         let dir = CLI.temporaryDirectory(self)
         var map = StoreCommandTests.makeMap(nHead: 1, dQuery: 4, dKey: 4, every: 1)

@@ -160,10 +160,11 @@ final class ExploreCommandTests: XCTestCase {
         try fm.createDirectory(at: share, withIntermediateDirectories: true)
         let store = share.appendingPathComponent("planted.qkdb").path
         try fm.copyItem(atPath: try Self.store(), toPath: store)
-        // As if trained elsewhere with a relative path that does not resolve here.
+        // As if trained elsewhere with a relative path that does not resolve here (the edit drops the
+        // manifest, as a store from before manifests, which would otherwise refuse the edited row).
         let edit = Process()
         edit.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        edit.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE runs SET config = json_set(config, '$.model', 'gone/planted_gpt2')\"); c.commit()", store]
+        edit.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE runs SET config = json_set(config, '$.model', 'gone/planted_gpt2')\"); c.execute(\"DELETE FROM meta WHERE key LIKE 'manifest.%'\"); c.commit()", store]
         try edit.run(); edit.waitUntilExit()
         XCTAssertEqual(edit.terminationStatus, 0)
         let source = CLI.root.appendingPathComponent("Tests/Fixtures/train/planted_gpt2")
@@ -214,6 +215,21 @@ final class ExploreCommandTests: XCTestCase {
         try CLI.assertFails(explain + ["--text", "hello world", "--model", model.path], mentioning: "no tokenizer files")
         for blank in ["", "   ", "\n\t"] {
             try CLI.assertFails(explain + ["--text", blank], mentioning: "--text is empty")
+        }
+    }
+
+    /// Edits to rows no chunk checksum covers — features, examples, vocabulary, a tensor's shape —
+    /// fail `verify` (the run's manifest), where they used to pass.
+    func testEditedCatalogRowsFailVerify() throws {
+        let trained = try Self.store()
+        for sql in ["UPDATE features SET density = 0.5 WHERE idx = 0 AND side = 'key';", "DELETE FROM examples WHERE rank = 0 AND feature = 0;",
+                    "UPDATE vocabulary SET token = 'x' WHERE id = 5;", "UPDATE tensors SET shape = '[32, 1, 64]' WHERE name = 'query.W_dec';"] {
+            let store = CLI.temporaryDirectory(self).appendingPathComponent("s.qkdb").path
+            try FileManager.default.copyItem(atPath: trained, toPath: store)
+            XCTAssertEqual(try CLI.run(["verify", "--store", store]).status, 0)
+            try DamagedStoreTests.execute(sql, on: store)
+            // The changed shape is also caught by the tensor's decode; either way, one line naming run 1.
+            try CLI.assertFails(["verify", "--store", store], mentioning: sql.contains("tensors") ? "of run 1" : "do not match its manifest")
         }
     }
 
