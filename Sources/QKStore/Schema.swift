@@ -33,13 +33,14 @@ enum StoreSchema {
 --                  (fast corruption detection, not a cryptographic hash).
 
 -- Key/value facts about the file itself; `format_version` tells a reader whether it can read it.
--- `manifest.run.<id>` = "<catalog> <rows>", two checksums every write transaction records for each
--- run (see the header's checksum): catalog = that run's runs and pair_maps rows and its chunk
--- count per ordering (SELECT ordering, count(*) ... GROUP BY ordering); rows = its features,
--- examples, vocabulary rows, tensor rows (name, dtype, shape, checksum), sequence rows (id,
--- n_tokens, checksum) and chunk rows (ordering, seq, head, first_lead, last_lead, nnz, checksum),
--- each table in primary-key order, every value type-tagged (QKStore/StoreManifest.swift). Read-only
--- opens check the catalog sum when a query first touches a run; `qkdb verify` checks both.
+-- `manifest.run.<id>` = "<catalog> <statistics> <rows>", three checksums every write transaction
+-- records for each run (see the header's checksum): catalog = that run's runs and pair_maps rows
+-- and its chunk count per ordering (SELECT ordering, count(*) ... GROUP BY ordering); statistics =
+-- its features, examples and vocabulary rows; rows = its tensor rows (name, dtype, shape,
+-- checksum), sequence rows (id, n_tokens, checksum) and chunk rows (ordering, seq, head,
+-- first_lead, last_lead, nnz, checksum); each table in primary-key order, every value type-tagged
+-- (QKStore/StoreManifest.swift). Read-only opens check the catalog sum when a query first touches
+-- a run and the statistics sum before trusting its features; `qkdb verify` checks all three.
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,
     value TEXT NOT NULL

@@ -51,6 +51,7 @@ extension Store {
             let cached = try cachedRun(run, db)
             guard let map = cached.pairMap else { throw StoreError("\(path): run \(run) has no pair map yet") }
             guard map.columns.contains(.importance) else { throw StoreError("\(path): run \(run) has no importance column, which sinks ranks by") }
+            try checkStatisticsManifest(run: run, db)
             let keyCount = try Int.fetchOne(db, sql: "SELECT count(*) FROM features WHERE run_id = ? AND side = 'key' AND bos_fraction IS NOT NULL", arguments: [run]) ?? 0
             guard keyCount > 0 else { throw StoreError("\(path): run \(run) has no key-feature statistics (bos_fraction), which sinks needs") }
             let candidates = try Row.fetchAll(db, sql: """

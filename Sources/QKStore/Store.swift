@@ -101,6 +101,8 @@ public final class Store: @unchecked Sendable {
     private(set) var writable = false
     /// Set while `verify` runs.
     var verifying = false
+    /// Runs whose statistics rows matched their manifest (checked once per instance).
+    var statisticsChecked = Set<Int64>()
 
     /// An SQLite URI that opens `path` read-only as immutable: no locks, no `-shm`, no `-wal`.
     static func immutableURI(_ path: String) -> String {

@@ -57,6 +57,7 @@ extension Store {
         case .examples:
             try writer.row(Store.exampleHeader)
             try read { db in
+                try checkStatisticsManifest(run: run, db)
                 let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM examples WHERE run_id = ? ORDER BY side DESC, feature, rank", arguments: [run])
                 while let row = try cursor.next() {
                     let e = try example(row)

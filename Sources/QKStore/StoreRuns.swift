@@ -87,11 +87,13 @@ extension Store {
     /// Every run, oldest first.
     public func runs() throws -> [RunInfo] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM runs ORDER BY id").map { row in
+            let runs = try Row.fetchAll(db, sql: "SELECT * FROM runs ORDER BY id").map { row in
                 let info = try runInfo(row, db)
                 try checkCatalogManifest(run: info.id, db)
                 return info
             }
+            try checkManifestCoverage(runs: runs.map(\.id), db)
+            return runs
         }
     }
 

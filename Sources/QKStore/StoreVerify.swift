@@ -37,6 +37,9 @@ extension Store {
                 guard report.problems.isEmpty else { return }
                 let runs = try Int64.fetchAll(db, sql: "SELECT id FROM runs ORDER BY id")
                 report.runs = runs.count
+                for gone in try Store.manifestRuns(db).subtracting(runs).sorted() {
+                    report.problems.append("\(path): run \(gone) is in the store's manifest but has no runs row (changed outside qkdb)")
+                }
                 let orphans = try Int64.fetchAll(db, sql: "SELECT DISTINCT run_id FROM pair_chunks WHERE run_id NOT IN (SELECT run_id FROM pair_maps)")
                 for r in orphans { report.problems.append("\(path): run \(r) has pair chunks but no pair map catalog entry") }
                 for run in runs {

@@ -26,6 +26,9 @@ final class DamagedStoreTests: XCTestCase {
         let dir = CLI.temporaryDirectory(self)
         let store = try importedStore(dir)
         try Self.execute("INSERT INTO features (run_id, side, idx, alive, bos_fraction) VALUES (1, 'key', 3, 1, 0.95), (1, 'key', 99, 1, 1.0);", on: store)
+        try CLI.assertFails(["sinks", "--store", store, "--run", "1"], mentioning: "do not match its manifest")
+        // Without the manifest (a store from before them) the bound itself still holds.
+        try Self.execute("DELETE FROM meta WHERE key LIKE 'manifest.%';", on: store)
         try CLI.assertFails(["sinks", "--store", store, "--run", "1"], mentioning: "key feature 99, beyond its d_key 10")
         try CLI.assertFails(["verify", "--store", store], mentioning: "feature statistics for indices beyond the dictionaries")
     }
