@@ -67,6 +67,9 @@ class Campaign:
             problem = "a different answer without an error"
         c = self.tally(reader)
         c["runs"] += 1
+        if c["runs"] % 200 == 0:   # a long campaign shows where it stands
+            with open(os.path.join(self.work, "progress.json"), "w") as f:
+                json.dump(self.counts, f)
         c["max_seconds"] = max(c["max_seconds"], round(seconds, 3))
         c["max_rss_mb"] = max(c["max_rss_mb"], rss // 1024)
         if status != 0:
@@ -297,9 +300,9 @@ def main():
     os.makedirs(work, exist_ok=True)
     c = Campaign(a.qkdb, work, a.seed)
     started = time.monotonic()
-    c.fuzz_stores(a.cases if a.store_cases is None else a.store_cases)
-    c.fuzz_models(a.cases)
     c.fuzz_gguf(a.cases)
+    c.fuzz_models(a.cases)
+    c.fuzz_stores(a.cases if a.store_cases is None else a.store_cases)
     bad = sum(v["crashes"] + v["slow"] + v["over_memory"] + v["multi_line_errors"] + v["wrong_answers"] for v in c.counts.values())
     print(json.dumps({"seconds": round(time.monotonic() - started, 1), "readers": c.counts, "failures": c.failures, "work": work}))
     if not bad and a.work is None:
