@@ -4,39 +4,22 @@ import Foundation
 /// Damaged stores and hostile imports (issue 15's fuzzing cases), through the real binary: one
 /// error line, never a crash or an answer that differs from the pristine store's.
 final class DamagedStoreTests: XCTestCase {
-    /// Runs SQL on a store file with Python's sqlite3 (the test's way of damaging a store).
-    static func execute(_ sql: String, on store: String) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()", store, sql]
-        try p.run(); p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw XCTSkip("python3's sqlite3 is not available to damage the store") }
-    }
-
-    func importedStore(_ dir: URL) throws -> String {
-        let map = StoreCommandTests.makeMap(nHead: 2, dQuery: 10, dKey: 10, every: 3)
-        let coo = dir.appendingPathComponent("coo.safetensors").path
-        try StoreCommandTests.write(map, to: coo)
-        let store = dir.appendingPathComponent("s.qkdb").path
-        XCTAssertEqual(try CLI.run(["import-pairs", "--store", store, "--name", "m", "--coo", coo]).status, 0)
-        return store
-    }
 
     func testSinksOnAFeatureBeyondDKeyIsAnErrorAndVerifyFindsIt() throws {
         let dir = CLI.temporaryDirectory(self)
-        let store = try importedStore(dir)
-        try Self.execute("INSERT INTO features (run_id, side, idx, alive, bos_fraction) VALUES (1, 'key', 3, 1, 0.95), (1, 'key', 99, 1, 1.0);", on: store)
+        let store = try CLI.importedStore(in: dir)
+        try CLI.sql("INSERT INTO features (run_id, side, idx, alive, bos_fraction) VALUES (1, 'key', 3, 1, 0.95), (1, 'key', 99, 1, 1.0);", on: store)
         try CLI.assertFails(["sinks", "--store", store, "--run", "1"], mentioning: "do not match its manifest")
         // Without the manifest (a store from before them) the bound itself still holds.
-        try Self.execute("DELETE FROM meta WHERE key LIKE 'manifest.%';", on: store)
+        try CLI.sql("DELETE FROM meta WHERE key LIKE 'manifest.%';", on: store)
         try CLI.assertFails(["sinks", "--store", store, "--run", "1"], mentioning: "key feature 99, beyond its d_key 10")
         try CLI.assertFails(["verify", "--store", store], mentioning: "feature statistics for indices beyond the dictionaries")
     }
 
     func testVerifyNoticesADroppedTable() throws {
         let dir = CLI.temporaryDirectory(self)
-        let store = try importedStore(dir)
-        try Self.execute("DROP TABLE examples;", on: store)
+        let store = try CLI.importedStore(in: dir)
+        try CLI.sql("DROP TABLE examples;", on: store)
         try CLI.assertFails(["verify", "--store", store], mentioning: "missing examples")
     }
 
@@ -50,10 +33,10 @@ final class DamagedStoreTests: XCTestCase {
             ("deleted chunk", "DELETE FROM pair_chunks WHERE ordering = 0 AND seq = 0;"),
         ] {
             let dir = CLI.temporaryDirectory(self)
-            let store = try importedStore(dir)
+            let store = try CLI.importedStore(in: dir)
             let pristine = try CLI.run(["pairs", "--store", store] + pairs.dropFirst())
             XCTAssertEqual(pristine.status, 0, pristine.stderr)
-            try Self.execute(sql, on: store)
+            try CLI.sql(sql, on: store)
             try CLI.assertFails(["pairs", "--store", store] + pairs.dropFirst(), mentioning: "do not match its manifest")
             try CLI.assertFails(["runs", "--store", store], mentioning: "do not match its manifest")
             try CLI.assertFails(["verify", "--store", store], mentioning: "run 1")

@@ -162,11 +162,7 @@ final class ExploreCommandTests: XCTestCase {
         try fm.copyItem(atPath: try Self.store(), toPath: store)
         // As if trained elsewhere with a relative path that does not resolve here (the edit drops the
         // manifest, as a store from before manifests, which would otherwise refuse the edited row).
-        let edit = Process()
-        edit.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        edit.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE runs SET config = json_set(config, '$.model', 'gone/planted_gpt2')\"); c.execute(\"DELETE FROM meta WHERE key LIKE 'manifest.%'\"); c.commit()", store]
-        try edit.run(); edit.waitUntilExit()
-        XCTAssertEqual(edit.terminationStatus, 0)
+        try CLI.sql("UPDATE runs SET config = json_set(config, '$.model', 'gone/planted_gpt2'); DELETE FROM meta WHERE key LIKE 'manifest.%';", on: store)
         let source = CLI.root.appendingPathComponent("Tests/Fixtures/train/planted_gpt2")
         let moved = dir.appendingPathComponent("elsewhere/planted_gpt2")
         try fm.createDirectory(at: moved.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -227,7 +223,7 @@ final class ExploreCommandTests: XCTestCase {
             let store = CLI.temporaryDirectory(self).appendingPathComponent("s.qkdb").path
             try FileManager.default.copyItem(atPath: trained, toPath: store)
             XCTAssertEqual(try CLI.run(["verify", "--store", store]).status, 0)
-            try DamagedStoreTests.execute(sql, on: store)
+            try CLI.sql(sql, on: store)
             // The changed shape is also caught by the tensor's decode; either way, one line naming run 1.
             try CLI.assertFails(["verify", "--store", store], mentioning: sql.contains("tensors") ? "of run 1" : "do not match its manifest")
         }

@@ -7,22 +7,13 @@ import Foundation
 /// from a damaged store that differs from the pristine one without an error.
 final class FuzzSampleTests: XCTestCase {
     func testAFuzzSampleFindsNothing() throws {
-        let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":")
-        guard let python = dirs.map({ "\($0)/python3" }).first(where: FileManager.default.isExecutableFile) else { throw XCTSkip("python3 is not installed") }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: python)
         // A seed per day: the sample moves over the input space from run to run, reproducibly.
         let seed = Int(Date().timeIntervalSince1970 / 86400)
-        p.arguments = [CLI.root.appendingPathComponent("tools/fuzz/campaign.py").path, "--qkdb", CLI.binary.path,
-                       "--cases", "100", "--store-cases", "30", "--seed", String(seed)]
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
+        let r = try CLI.python([CLI.root.appendingPathComponent("tools/fuzz/campaign.py").path, "--qkdb", CLI.binary.path,
+                                "--cases", "100", "--store-cases", "30", "--seed", String(seed)])
+        let data = r.stdout, errors = r.stderr
         let summary = String(decoding: data, as: UTF8.self)
-        XCTAssertEqual(p.terminationStatus, 0, "seed \(seed): \(summary) \(errors)")
+        XCTAssertEqual(r.status, 0, "seed \(seed): \(summary) \(errors)")
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any], summary + errors)
         let readers = try XCTUnwrap(json["readers"] as? [String: [String: Any]])
         XCTAssertEqual(Set(readers.keys), ["store", "safetensors", "gguf"])

@@ -42,19 +42,10 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertFalse(siblings.contains { $0.contains(".partial-") || $0.contains(".old-") }, "left behind: \(siblings)", file: file, line: line)
     }
 
-    func importedStore(_ dir: URL) throws -> String {
-        let map = StoreCommandTests.makeMap(nHead: 2, dQuery: 10, dKey: 10, every: 3)
-        let coo = dir.appendingPathComponent("coo.safetensors").path
-        try StoreCommandTests.write(map, to: coo)
-        let store = dir.appendingPathComponent("s.qkdb").path
-        let r = try CLI.run(["import-pairs", "--store", store, "--name", "m", "--coo", coo])
-        XCTAssertEqual(r.status, 0, r.stderr)
-        return store
-    }
 
     func testExportRefusesADirectoryAStoreAndAForeignFile() throws {
         let dir = CLI.temporaryDirectory(self)
-        let store = try importedStore(dir)
+        let store = try CLI.importedStore(in: dir)
         for what in ["pairs", "features", "examples"] {
             for victim in try Self.victims(in: dir.appendingPathComponent(what), store: store) {
                 try Self.assertRefusesToReplace(["export", "--store", store, "--run", "1", "--what", what, "--out"], victim)
@@ -66,7 +57,7 @@ final class OutputSafetyTests: XCTestCase {
 
     func testExportReplacesItsOwnEarlierOutputAndForceReplacesAnything() throws {
         let dir = CLI.temporaryDirectory(self)
-        let store = try importedStore(dir)
+        let store = try CLI.importedStore(in: dir)
         let out = dir.appendingPathComponent("pairs.csv").path
         let first = try CLI.run(["export", "--store", store, "--run", "1", "--what", "pairs", "--out", out])
         XCTAssertEqual(first.status, 0, first.stderr)
@@ -83,7 +74,7 @@ final class OutputSafetyTests: XCTestCase {
 
     func testExportToStandardOutputGivesTheFileBytes() throws {
         let dir = CLI.temporaryDirectory(self)
-        let store = try importedStore(dir)
+        let store = try CLI.importedStore(in: dir)
         for what in ["pairs", "features", "examples"] {
             let out = dir.appendingPathComponent("\(what).csv").path
             XCTAssertEqual(try CLI.run(["export", "--store", store, "--run", "1", "--what", what, "--out", out]).status, 0)
@@ -97,7 +88,7 @@ final class OutputSafetyTests: XCTestCase {
 
     func testHarvestRefusesWhatItDidNotWrite() throws {
         let dir = CLI.temporaryDirectory(self)
-        let store = try importedStore(dir)
+        let store = try CLI.importedStore(in: dir)
         let model = CLI.root.appendingPathComponent("Tests/Fixtures/models/tiny-gpt2").path
         let args = ["harvest", "--model", model, "--layer", "0", "--text", "the cat sat", "--out"]
         for victim in try Self.victims(in: dir, store: store) {

@@ -41,18 +41,10 @@ final class ReadOnlyStoreTests: XCTestCase {
         XCTAssertTrue(want.allSatisfy { !$0.contains("readonly") && !$0.contains("cannot write") }, "\(want)", file: file, line: line)
     }
 
-    func importedStore(_ dir: URL) throws -> String {
-        let map = StoreCommandTests.makeMap(nHead: 2, dQuery: 10, dKey: 10, every: 3)
-        let coo = dir.appendingPathComponent("coo.safetensors").path
-        try StoreCommandTests.write(map, to: coo)
-        let store = dir.appendingPathComponent("s.qkdb").path
-        XCTAssertEqual(try CLI.run(["import-pairs", "--store", store, "--name", "m", "--coo", coo]).status, 0)
-        return store
-    }
 
     func testAStoreAtRestIsOneFileAndAnswersReadOnly() throws {
         let dir = CLI.temporaryDirectory(self)
-        let store = try importedStore(dir)
+        let store = try CLI.importedStore(in: dir)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted(), ["coo.safetensors", "s.qkdb"])
         try assertReadOnlyAnswersMatch(store)
     }
@@ -60,7 +52,7 @@ final class ReadOnlyStoreTests: XCTestCase {
     /// Stores written before writers restored rollback mode say WAL in their header.
     func testAWALModeStoreAnswersReadOnlyWithoutCreatingItsIndex() throws {
         let dir = CLI.temporaryDirectory(self)
-        let store = try importedStore(dir)
+        let store = try CLI.importedStore(in: dir)
         var header = try Data(contentsOf: URL(fileURLWithPath: store))
         header[18] = 2; header[19] = 2   // WAL read/write versions (SQLite file format)
         try header.write(to: URL(fileURLWithPath: store))
