@@ -86,6 +86,20 @@ final class OutputSafetyTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("-").path), "wrote a file named -")
     }
 
+    /// `train --checkpoint` names where Ctrl-C would write: someone's file there is refused up
+    /// front, before a store is created or a step is trained.
+    func testTrainRefusesACheckpointPathItDidNotWrite() throws {
+        let dir = CLI.temporaryDirectory(self)
+        let victims = try Self.victims(in: dir, store: try CLI.importedStore(in: dir))
+        let corpus = try PipelineCLITests.corpus(in: dir)
+        let store = dir.appendingPathComponent("new.qkdb").path
+        for victim in victims {
+            try Self.assertRefusesToReplace(["train", "--model", PipelineCLITests.model, "--corpus", corpus, "--layer", "1", "--context", "16",
+                                             "--d-hidden", "8", "--train-tokens", "200", "--store", store, "--checkpoint"], victim)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: store), "train created the store before refusing")
+    }
+
     func testHarvestRefusesWhatItDidNotWrite() throws {
         let dir = CLI.temporaryDirectory(self)
         let store = try CLI.importedStore(in: dir)
