@@ -253,20 +253,30 @@ class Campaign:
         json.dump(config, open(path, "w"))
 
     def fuzz_gguf(self, n):
-        source = os.path.join(ROOT, "Tests/Fixtures/llama/gguf_types.gguf")
-        base = bytearray(open(source, "rb").read())
+        # Half the cases mutate a complete tiny Llama (loader, tokenizer and forward pass all run
+        # on what survives), half the metadata/type fixture.
+        tiny = tiny_llama_gguf()
+        path = os.path.join(self.work, "tiny.gguf")
+        open(path, "wb").write(tiny)
+        status, _, err, _, _ = run(self.qkdb, ["harvest", "--model", path, "--layer", "0", "--text", "hi", "--out", os.path.join(self.work, "tiny-h.safetensors")], self.work)
+        if status != 0:
+            sys.exit(f"the tiny Llama GGUF does not load: {err.decode()}")
+        types = bytearray(open(os.path.join(ROOT, "Tests/Fixtures/llama/gguf_types.gguf"), "rb").read())
         for i in range(n):
+            base = tiny if i % 2 == 0 else types
             case = os.path.join(self.work, "gguf-case")
             shutil.rmtree(case, ignore_errors=True)
             os.makedirs(case)
             data = bytearray(base)
             r = self.rng
             kind = r.choice(["byte", "byte", "u64", "truncate"])
+            # Mostly the header (where the parsing is), sometimes anywhere (tensor table, data).
+            reach = len(data) if r.random() < 0.3 else min(len(data), 2048)
             if kind == "byte":
                 for _ in range(r.randint(1, 4)):
-                    data[r.randrange(min(len(data), 2048))] = r.randrange(256)
+                    data[r.randrange(reach)] = r.randrange(256)
             elif kind == "u64":
-                at = r.randrange(0, min(len(data), 2048) - 8)
+                at = r.randrange(0, reach - 8)
                 data[at:at + 8] = struct.pack("<Q", r.choice([2 ** 63, 2 ** 32, 10 ** 9, 65537, len(data), 0]))
             else:
                 data = data[:r.randrange(len(data))]
@@ -274,6 +284,63 @@ class Campaign:
             open(path, "wb").write(data)
             self.tally("gguf")["cases"] += 1
             self.check("gguf", case, ["harvest", "--model", path, "--layer", "0", "--text", "hi", "--out", os.path.join(case, "h.safetensors")], case)
+
+
+def tiny_llama_gguf():
+    """A one-layer Llama (d 16, 2 heads, FFN 32) with a 256-token byte-level vocabulary, as GGUF v3."""
+    rng = random.Random(3)
+
+    def s(x):
+        b = x.encode()
+        return struct.pack("<Q", len(b)) + b
+
+    def kv(key, tag, payload):
+        return s(key) + struct.pack("<I", tag) + payload
+
+    # GPT-2's byte-to-unicode table: every byte is one token.
+    visible = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    table, extra = {}, 0
+    for b in range(256):
+        if b in visible:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    tokens = [table[b] for b in range(256)]
+    meta = [
+        kv("general.architecture", 8, s("llama")),
+        kv("llama.block_count", 4, struct.pack("<I", 1)),
+        kv("llama.embedding_length", 4, struct.pack("<I", 16)),
+        kv("llama.attention.head_count", 4, struct.pack("<I", 2)),
+        kv("llama.attention.head_count_kv", 4, struct.pack("<I", 2)),
+        kv("llama.feed_forward_length", 4, struct.pack("<I", 32)),
+        kv("llama.context_length", 4, struct.pack("<I", 64)),
+        kv("llama.attention.layer_norm_rms_epsilon", 6, struct.pack("<f", 1e-5)),
+        kv("llama.rope.freq_base", 6, struct.pack("<f", 10000.0)),
+        kv("tokenizer.ggml.model", 8, s("gpt2")),
+        kv("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, len(tokens)) + b"".join(s(t) for t in tokens)),
+        kv("tokenizer.ggml.merges", 9, struct.pack("<IQ", 8, 0)),
+        kv("tokenizer.ggml.bos_token_id", 4, struct.pack("<I", 1)),
+    ]
+    d, ff, vocab = 16, 32, 256
+    shapes = [("token_embd.weight", [vocab, d]), ("output_norm.weight", [d]), ("blk.0.attn_norm.weight", [d]),
+              ("blk.0.attn_q.weight", [d, d]), ("blk.0.attn_k.weight", [d, d]), ("blk.0.attn_v.weight", [d, d]),
+              ("blk.0.attn_output.weight", [d, d]), ("blk.0.ffn_norm.weight", [d]), ("blk.0.ffn_gate.weight", [ff, d]),
+              ("blk.0.ffn_up.weight", [ff, d]), ("blk.0.ffn_down.weight", [d, ff])]
+    infos, blobs, offset = [], [], 0
+    for name, shape in shapes:
+        count = 1
+        for x in shape:
+            count *= x
+        values = [1.0] * count if name.endswith("norm.weight") else [rng.gauss(0, 0.2) for _ in range(count)]
+        blob = struct.pack("<%df" % count, *values)
+        infos.append(s(name) + struct.pack("<I", len(shape)) + b"".join(struct.pack("<Q", x) for x in reversed(shape)) + struct.pack("<IQ", 0, offset))
+        blob += b"\0" * (-len(blob) % 32)
+        blobs.append(blob)
+        offset += len(blob)
+    out = b"GGUF" + struct.pack("<IQQ", 3, len(shapes), len(meta)) + b"".join(meta) + b"".join(infos)
+    out += b"\0" * (-len(out) % 32)
+    return out + b"".join(blobs)
 
 
 def write_safetensors(path, cols):
