@@ -25,7 +25,7 @@
 -- Key/value facts about the file itself; `format_version` tells a reader whether it can read it.
 -- `manifest.run.<id>` = "<catalog> <statistics> <rows>", three checksums every write transaction
 -- records for each run (see the header's checksum): catalog = that run's runs and pair_maps rows
--- and its chunk count per ordering (SELECT ordering, count(*) ... GROUP BY ordering); statistics =
+-- and its chunks' (head, ordering, last_lead, first_lead) in zone-index order; statistics =
 -- its features, examples and vocabulary rows; rows = its tensor rows (name, dtype, shape,
 -- checksum), sequence rows (id, n_tokens, checksum) and chunk rows (ordering, seq, head,
 -- first_lead, last_lead, nnz, checksum); each table in primary-key order, every value type-tagged

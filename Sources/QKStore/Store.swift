@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import QKTensor
 
 /// A `.qkdb` store: one SQLite file holding runs, dense tensors, the chunked pair map
 /// of each run in both orderings, feature statistics, examples, sequences and vocabulary.
@@ -176,7 +177,7 @@ public final class Store: @unchecked Sendable {
             throw Store.wrap(error, path: path)
         }
         guard application == "qkdb", let version else { throw StoreError("\(path): not a qkdb store (an SQLite database without qkdb's meta table)") }
-        guard let v = Int(version) else { throw StoreError("\(path): damaged store (format version '\(version)')") }
+        guard let v = Int(version) else { throw StoreError("\(path): damaged store (format version \(JSONNumber.quoted(version)))") }
         if v > StoreSchema.formatVersion {
             throw StoreError("\(path): store format version \(v) is newer than this qkdb reads (\(StoreSchema.formatVersion)); upgrade qkdb")
         }

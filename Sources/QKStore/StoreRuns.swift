@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import QKTensor
 
 /// What a run is: the model layer it decomposes and the shape of its dictionaries.
 public struct RunSpec: Sendable {
@@ -43,7 +44,7 @@ public struct RunInfo: Sendable {
 extension Store {
     static func checkJSONObject(_ text: String, what: String) throws {
         guard let data = text.data(using: .utf8), (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
-            throw StoreError("\(what) must be a JSON object, got: \(text.prefix(60))")
+            throw StoreError("\(what) must be a JSON object, got: \(JSONNumber.quoted(text))")
         }
     }
 
