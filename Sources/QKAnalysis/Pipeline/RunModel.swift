@@ -31,16 +31,19 @@ public enum RunModel {
         }
         let storeDir = URL(fileURLWithPath: storePath).deletingLastPathComponent()
         let name = URL(fileURLWithPath: recorded).lastPathComponent
-        var candidates = [recorded]
-        if !recorded.hasPrefix("/") { candidates.append(storeDir.appendingPathComponent(recorded).path) }
-        candidates += [storeDir.appendingPathComponent(name).path, "models/" + name]
-        var seen = Set<String>(), mismatched: [String] = []
-        for c in candidates where seen.insert(URL(fileURLWithPath: c).standardizedFileURL.path).inserted {
-            guard FileManager.default.fileExists(atPath: c) else { continue }
+        var candidates: [String] = [], seen = Set<String>()
+        let relativeToStore: String? = recorded.hasPrefix("/") ? nil : storeDir.appendingPathComponent(recorded).path
+        let tries: [String?] = [recorded, relativeToStore, storeDir.appendingPathComponent(name).path, "models/" + name]
+        for c in tries.compactMap({ $0 })
+        where seen.insert(URL(fileURLWithPath: c).standardizedFileURL.path).inserted {
+            candidates.append(c)   // each folder once, however it is spelled
+        }
+        var mismatched: [String] = []
+        for c in candidates where FileManager.default.fileExists(atPath: c) {
             if (try? matches(c)) == true { return c }
             mismatched.append(c)
         }
-        let tried = candidates.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }.joined(separator: ", ")
+        let tried = candidates.joined(separator: ", ")
         let why = mismatched.isEmpty ? "" : " (\(mismatched.joined(separator: ", ")) \(mismatched.count == 1 ? "holds" : "hold") a different model)"
         throw Missing(message: "run \(run)'s model \(recorded) was not found (tried \(tried))\(why); pass --model DIR")
     }
