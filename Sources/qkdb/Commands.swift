@@ -8,6 +8,7 @@ extension QKDB {
         MaskCommand.self,
         EvalCommand.self,
         RunCommand.self,
+        SweepCommand.self,
         RunsCommand.self,
         PairsCommand.self,
         SinksCommand.self,

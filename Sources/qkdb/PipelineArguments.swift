@@ -30,8 +30,11 @@ struct PipelineArguments: ParsableArguments {
     @Option(help: "Sparsity penalty λ (sqrt penalty weighted by decoder norm), both dictionaries.")
     var sparsity: Float?
 
-    @Option(help: "Adapt λ toward this mean number of active features per token (default: 18 for dictionaries of ≥ 576 features, unless --sparsity or --top-k is given; smaller dictionaries default to a fixed λ 1e-5).")
+    @Option(help: "Adapt λ toward this mean number of active features per token. Default: chosen from the data by a short sweep before training (see `qkdb sweep`), unless --sparsity or --top-k is given.")
     var l0Target: Double?
+
+    @Option(help: "Training tokens of each point of the sparsity sweep that chooses the L0 target (default: 6% of --train-tokens, at least 50000).")
+    var sweepTokens: Int?
 
     @Option(help: "Use TopK activations with this k instead of ReLU + penalty.")
     var topK: Int?
@@ -74,8 +77,12 @@ struct PipelineArguments: ParsableArguments {
         o.seed = seed
         o.training.dHidden = dHidden
         if let sparsity { o.training.objective.lambdaQ = sparsity; o.training.objective.lambdaK = sparsity }
-        o.training.l0Target = l0Target ?? (sparsity == nil && topK == nil ? PipelineOptions.defaultL0Target(dHidden: dHidden) : nil)
+        o.training.l0Target = l0Target
         if let topK { o.training.queryActivation = .topK(topK); o.training.keyActivation = .topK(topK) }
+        o.sparsityChoice = topK != nil ? .topK : l0Target != nil ? .l0Target : sparsity != nil ? .sparsity : .fromData
+        if o.sparsityChoice == .fromData {
+            o.sweep = SparsitySweepOptions(tokensPerPoint: sweepTokens ?? SparsitySweepOptions.tokensPerPoint(trainTokens: trainTokens))
+        }
         o.training.trainTokens = trainTokens
         o.training.batchSequences = batch
         o.training.learningRate = lr
@@ -94,7 +101,7 @@ struct PipelineArguments: ParsableArguments {
 
 /// Step-2 options shared by `qkdb run` and `qkdb mask`.
 struct MaskArguments: ParsableArguments {
-    @Option(help: "Mask penalty μ on Σ sqrt(m + ε).")
+    @Option(help: "Mask penalty μ on Σ sqrt(m + ε). Default: chosen from the data, the largest μ whose pruned map keeps its KL on the mask-training sequences within 1.4 × the unmasked map's (plain layers; RoPE layers keep 1.35e-6).")
     var penalty: Float?
 
     @Option(help: "Mask entries below this are pruned to exactly zero.")
@@ -113,7 +120,8 @@ struct MaskArguments: ParsableArguments {
     var maskEpsilon: Float?
 
     func apply(to o: inout PipelineOptions) {
-        if let penalty { o.mask.penalty = penalty }
+        if let penalty { o.mask.penalty = penalty; o.maskPenaltyFromData = false }
+        else if o.maskPenaltyFromData == nil { o.maskPenaltyFromData = true }
         if let threshold { o.mask.threshold = threshold }
         if let maskEpochs { o.mask.epochs = maskEpochs }
         if let maskSequences { o.maskSequences = maskSequences }

@@ -1,5 +1,6 @@
 import XCTest
 import QKTensor
+import QKTrain
 @testable import QKAnalysis
 
 final class LossMetricsTests: XCTestCase {
@@ -43,13 +44,22 @@ final class LossMetricsTests: XCTestCase {
     }
 }
 
-/// The command line's default step-1 sparsity: L0 18 for MiniLM-sized dictionaries, the
-/// reference's fixed λ for small ones (18 active of a few dozen features is not sparse).
-final class DefaultSparsityTests: XCTestCase {
-    func testL0TargetDependsOnDictionarySize() {
-        XCTAssertEqual(PipelineOptions.defaultL0Target(dHidden: 1536), 18)
-        XCTAssertEqual(PipelineOptions.defaultL0Target(dHidden: 576), 18)
-        XCTAssertNil(PipelineOptions.defaultL0Target(dHidden: 575))
-        XCTAssertNil(PipelineOptions.defaultL0Target(dHidden: 32))
+/// How a run's sparsity was set travels in its stored config; configs stored before the sweep
+/// existed decode with none (they were trained with the options as given).
+final class SparsityChoiceConfigTests: XCTestCase {
+    func testChoiceRoundTripsAndOldConfigsDecode() throws {
+        var o = PipelineOptions(model: "m", layer: 1)
+        o.corpus = "c.txt"
+        o.sparsityChoice = .fromData
+        o.sweep = SparsitySweepOptions(grid: [1, 2, 4], tokensPerPoint: 5000)
+        o.training.l0Target = 3.4
+        let back = try PipelineOptions.from(json: o.json())
+        XCTAssertEqual(back, o)
+        XCTAssertTrue(o.json().contains("from the data (sweep)"))
+        var old = try JSONSerialization.jsonObject(with: Data(o.json().utf8)) as! [String: Any]
+        old["sparsityChoice"] = nil; old["sweep"] = nil
+        let decoded = try PipelineOptions.from(json: String(decoding: try JSONSerialization.data(withJSONObject: old), as: UTF8.self))
+        XCTAssertNil(decoded.sparsityChoice)
+        XCTAssertNil(decoded.sweep)
     }
 }

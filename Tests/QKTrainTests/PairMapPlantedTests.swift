@@ -20,6 +20,29 @@ final class PairMapPlantedTests: XCTestCase {
     let nHead = 4, nKV = 2, dHead = 8, width = 48, length = 16
 
     func testPlantedPairsSurviveAndTheRestIsPruned() throws {
+        var options = MaskTrainingOptions()
+        options.penalty = 2e-4
+        try check(options, choosePenalty: false)
+    }
+
+    /// μ chosen from the data (`MaskPenaltySearch`), starting 50× too small: the search brackets
+    /// it, and the map it trains passes the same checks.
+    func testPenaltyChosenFromTheDataRecoversThePlantedPairs() throws {
+        var options = MaskTrainingOptions()
+        options.penalty = 4e-6
+        let r = try check(options, choosePenalty: true)
+        let search = try XCTUnwrap(r.penaltySearch)
+        print("planted μ search: \(search.points.map { ($0.penalty, $0.kept, $0.ratio) }) chose \(search.chosen)")
+        XCTAssertGreaterThan(search.points.count, 1)
+        XCTAssertEqual(r.metrics.penalty, search.chosen)
+        XCTAssertTrue(search.points.contains { $0.ratio <= MaskPenaltySearch.targetRatio })
+        XCTAssertEqual(search.points.map(\.penalty), search.points.map(\.penalty).sorted())
+        // Larger μ keeps fewer entries.
+        XCTAssertEqual(search.points.map(\.kept), search.points.map(\.kept).sorted(by: >))
+    }
+
+    @discardableResult
+    private func check(_ base: MaskTrainingOptions, choosePenalty: Bool) throws -> PairMapResult {
         var rng = SplitMix64(seed: 7)
         var wq = (0..<(width * nHead * dHead)).map { _ in 0.08 * PairMapTestSupport.normal(&rng) }
         var wk = (0..<(width * nKV * dHead)).map { _ in 0.08 * PairMapTestSupport.normal(&rng) }
@@ -87,13 +110,13 @@ final class PairMapPlantedTests: XCTestCase {
         }
         let training = (0..<96).map { _ in sequence() }, heldOut = (0..<24).map { _ in sequence() }
 
-        var options = MaskTrainingOptions()
+        var options = base
         options.epochs = 12
         options.batchSequences = 8
-        options.penalty = 2e-4
         options.learningRate = 2e-2
         var last: MaskTrainingProgress?
-        let r = try PairMap.run(query: q, key: k, config: config, training: training, heldOut: heldOut, options: options) { last = $0 }
+        let r = try PairMap.run(query: q, key: k, config: config, training: training, heldOut: heldOut, options: options,
+                                choosePenalty: choosePenalty) { last = $0 }
         XCTAssertEqual(last?.epoch, 12)
         XCTAssertEqual(last?.step, 12)
         let m = r.metrics
@@ -108,5 +131,6 @@ final class PairMapPlantedTests: XCTestCase {
         for h in [0, 2] {
             XCTAssertEqual(r.keyFeaturesByImportance(head: h).first?.feature, 0, "head \(h)")
         }
+        return r
     }
 }

@@ -16,6 +16,10 @@ enum CLI {
     static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     static var binary: URL {
+        // QKDB_BINARY runs another build (tools/planted_family.sh scores the release binary).
+        if let path = ProcessInfo.processInfo.environment["QKDB_BINARY"], !path.isEmpty {
+            return URL(fileURLWithPath: path, relativeTo: root).absoluteURL
+        }
         // The test bundle lives in .build/<config>/; the executable sits beside it.
         let fromBundle = Bundle(for: Marker.self).bundleURL.deletingLastPathComponent().appendingPathComponent("qkdb")
         if FileManager.default.isExecutableFile(atPath: fromBundle.path) { return fromBundle }
@@ -98,7 +102,7 @@ final class CLIBasicsTests: XCTestCase {
     func testHelpListsEveryCommand() throws {
         let r = try CLI.run(["--help"])
         XCTAssertEqual(r.status, 0)
-        for c in ["harvest", "train", "mask", "eval", "run", "runs", "pairs", "sinks", "feature", "explain", "export", "verify"] {
+        for c in ["harvest", "train", "mask", "eval", "run", "sweep", "runs", "pairs", "sinks", "feature", "explain", "export", "verify"] {
             XCTAssertTrue(r.stdout.contains("  \(c) "), "help lacks \(c)")
         }
     }

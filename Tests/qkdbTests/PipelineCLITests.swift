@@ -144,6 +144,40 @@ final class PipelineCLITests: XCTestCase {
         XCTAssertFalse(tensors.contains("key.first_position_feature"), "\(tensors)")
     }
 
+    /// By default step 1's L0 target is chosen by a sweep, recorded with its frontier; a pinned
+    /// `--top-k` (or `--sparsity`, `--l0-target`) is used exactly, and the config says which.
+    func testSparsityIsChosenFromTheDataUnlessPinned() throws {
+        let dir = CLI.temporaryDirectory(self)
+        let corpus = try Self.corpus(in: dir)
+        let base = ["train", "--model", Self.model, "--corpus", corpus, "--layer", "1", "--context", "16", "--d-hidden", "24",
+                    "--train-tokens", "3000", "--batch", "4"]
+        let chosen = dir.appendingPathComponent("chosen.qkdb").path
+        let r = try CLI.run(base + ["--store", chosen])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("step 1: choose sparsity"), r.stderr)
+        let info = try XCTUnwrap(try runsJSON(chosen).first)
+        let config = try XCTUnwrap(info["config"] as? [String: Any])
+        XCTAssertEqual(config["sparsityChoice"] as? String, "from the data (sweep)")
+        let frontier = try XCTUnwrap((info["metrics"] as? [String: Any])?["sparsity_sweep"] as? [String: Any])
+        let points = try XCTUnwrap(frontier["points"] as? [[String: Any]])
+        XCTAssertEqual(points.compactMap { $0["k"] as? Int }, [1, 2, 4, 8])
+        let l0 = try XCTUnwrap(frontier["chosenL0"] as? Double)
+        let target = try XCTUnwrap((config["training"] as? [String: Any])?["l0Target"] as? Double)
+        XCTAssertEqual(target, (l0 * 10).rounded() / 10, accuracy: 1e-9)
+        XCTAssertTrue((1...8).contains(Int(target.rounded())), "chosen L0 \(target)")
+
+        let pinned = dir.appendingPathComponent("pinned.qkdb").path
+        let p = try CLI.run(base + ["--top-k", "2", "--store", pinned])
+        XCTAssertEqual(p.status, 0, p.stderr)
+        XCTAssertFalse(p.stderr.contains("choose sparsity"), p.stderr)
+        let pinnedInfo = try XCTUnwrap(try runsJSON(pinned).first)
+        let pinnedConfig = try XCTUnwrap(pinnedInfo["config"] as? [String: Any])
+        XCTAssertEqual(pinnedConfig["sparsityChoice"] as? String, "pinned by --top-k")
+        XCTAssertNil((pinnedInfo["metrics"] as? [String: Any])?["sparsity_sweep"])
+        let l0Query = try XCTUnwrap(((pinnedInfo["metrics"] as? [String: Any])?["step1"] as? [String: Any])?["l0Query"] as? Double)
+        XCTAssertEqual(l0Query, 2, accuracy: 1e-9)
+    }
+
     func testBadInputFailsWithOneLineAndKeepsEarlierRuns() throws {
         let dir = CLI.temporaryDirectory(self)
         let corpus = try Self.corpus(in: dir)

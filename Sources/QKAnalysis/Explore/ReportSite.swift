@@ -151,7 +151,7 @@ public struct ReportSite {
             }
             body += "</table>"
         }
-        return body
+        return body + FrontierPlot.section(m)
     }
 
     /// A run's metrics JSON as (dotted path, value text) rows, numbers as JSON wrote them.

@@ -29,11 +29,25 @@ public enum MaskStage {
         maskOptions.seed = o.seed
         let stepsPerEpoch = (training.count + maskOptions.batchSequences - 1) / maskOptions.batchSequences
         let epochs = maskOptions.epochs
-        observer.stageStarted("step 2: train mask", total: Double(max(1, stepsPerEpoch * epochs)), unit: "steps")
+        // With μ chosen from the data (not on RoPE layers yet), the search's masks come first, as
+        // a stage of their own; the final mask's first step starts "train mask".
+        let choose = o.maskPenaltyFromData == true && cfg.ropeTheta == nil
+        let searchStage = "step 2: choose mask penalty μ"
+        var searching = choose
         started = Date()
+        if choose { observer.stageStarted(searchStage, total: Double(MaskPenaltySearch.maxMasks), unit: "masks") }
+        else { observer.stageStarted("step 2: train mask", total: Double(max(1, stepsPerEpoch * epochs)), unit: "steps") }
         var steps = 0   // training and then fine-tuning steps, counted through
         let result = try PairMap.run(query: query, key: key, config: cfg, training: training, heldOut: heldOut,
-                                     options: maskOptions) { p in
+                                     options: maskOptions, choosePenalty: choose, searchProgress: { n, mu in
+            observer.stageProgress(Double(n - 1), String(format: "mask %d: μ %.3g", n, mu))
+        }) { p in
+            if searching {
+                searching = false
+                observer.stageFinished(searchStage, seconds: Date().timeIntervalSince(started), summary: "")
+                observer.stageStarted("step 2: train mask", total: Double(max(1, stepsPerEpoch * epochs)), unit: "steps")
+                started = Date()
+            }
             steps += 1
             observer.stageProgress(Double(steps), String(format: "epoch %d/%d  KL %.4f  below τ %.1f%%",
                                                          (steps - 1) / max(1, p.stepsPerEpoch) + 1, epochs, p.kl, 100 * p.fractionBelowThreshold))
@@ -107,6 +121,7 @@ public enum MaskStage {
         try store.putVocabulary(run: run, (0..<tokenizer.vocabSize).map { (id: $0, text: tokenizer.tokenString(Int32($0))) })
         var step2 = try jsonObject(r.metrics) as? [String: Any] ?? [:]
         step2["seconds"] = maskSeconds
+        if let search = r.penaltySearch { step2["penalty_search"] = try jsonObject(search) }
         try store.mergeMetrics(run: run, try jsonText(["step2": step2]))
         try store.setStatus(run: run, "masked")
     }

@@ -5,11 +5,6 @@ import QKTrain
 /// Everything a run is made from. Stored as the run's `config` JSON, so `qkdb mask` and
 /// `qkdb eval` can rebuild the exact same data (same corpus, packing, split and shuffle) later.
 public struct PipelineOptions: Codable, Sendable, Equatable {
-    /// The L0 the command line aims step 1 at when no sparsity is given (`--l0-target`): 18, where
-    /// MiniLM layer 2's 1536-feature pair map comes closest to issue 5's goals (README, Step 2) — for
-    /// dictionaries of at least 32 × 18 features (≤ ~3% active). Smaller dictionaries (test
-    /// fixtures, quick looks) keep the reference's fixed λ: 18 active of a few dozen is not sparse.
-    public static func defaultL0Target(dHidden: Int) -> Double? { dHidden >= 32 * 18 ? 18 : nil }
     /// Model directory (HF config.json + safetensors) or `.gguf` file.
     public var model: String
     /// The model's content when the run was trained (`ModelFingerprint`), so a later command can
@@ -35,6 +30,15 @@ public struct PipelineOptions: Codable, Sendable, Equatable {
     public var evalSequences: Int = 64
     public var seed: UInt64 = 0
     public var training: TrainingOptions = TrainingOptions()
+    /// How step 1's sparsity is set. `.fromData`: before training, a sweep (`SweepStage`) traces
+    /// the frontier and its rule sets `training.l0Target`, which the stored config then holds.
+    /// nil (configs stored before the sweep existed, library use): `training` as given.
+    public var sparsityChoice: SparsityChoice? = nil
+    /// Step 2's μ is chosen from the data (`MaskPenaltySearch`, starting from `mask.penalty`) unless
+    /// pinned by `--penalty`; nil (configs stored before the search existed, library use): `mask` as given.
+    public var maskPenaltyFromData: Bool? = nil
+    /// The sweep's settings when `sparsityChoice == .fromData` (nil: `SparsitySweepOptions()`).
+    public var sweep: SparsitySweepOptions? = nil
     public var mask: MaskTrainingOptions = MaskTrainingOptions()
 
     public init(model: String, layer: Int) { self.model = model; self.layer = layer }
@@ -54,6 +58,7 @@ public struct PipelineOptions: Codable, Sendable, Equatable {
     public func validate() throws {
         try training.validate()
         try mask.validate()
+        try sweep?.validate()
         guard (corpus == nil) != (tokens == nil) else { throw PipelineError("give exactly one of --corpus or --tokens") }
         guard context >= 2 else { throw PipelineError("--context must be at least 2, got \(context)") }
         guard heldOutFraction > 0, heldOutFraction < 1 else { throw PipelineError("held-out fraction must lie in (0, 1)") }

@@ -27,6 +27,16 @@ public enum TrainStage {
         guard o.layer >= 0, o.layer < cfg.nLayer else {
             throw PipelineError("layer \(o.layer) is out of range: \(model.source) has layers 0..<\(cfg.nLayer)")
         }
+        var o = o
+        var frontier: SparsityFrontier? = nil
+        if o.sparsityChoice == .fromData && resume == nil {
+            let f = try SweepStage.run(options: o, model: model, plan: plan, observer: observer, cancel: cancel)
+            o.training.l0Target = (f.chosenL0 * 10).rounded() / 10
+            frontier = f
+        } else if o.sparsityChoice == .fromData, let resume {
+            // The checkpoint was written with the L0 target the sweep chose; the sweep is not rerun.
+            o.training.l0Target = try Step1Checkpoint.options(resume).l0Target
+        }
         var training = o.training
         training.heldOutSequences = plan.heldOut.count
         training.seed = o.seed
@@ -60,6 +70,7 @@ public enum TrainStage {
                                       "resampled_query": result.resampledQuery, "resampled_key": result.resampledKey,
                                       "lambda_query": Double(result.lambdaQuery), "lambda_key": Double(result.lambdaKey)]
         if let m = result.evaluation?.metrics { metrics["step1"] = try jsonObject(m) }
+        if let frontier { metrics["sparsity_sweep"] = try jsonObject(frontier) }
         var recorded = o
         recorded.modelFingerprint = try ModelFingerprint.of(path: o.model)
         let spec = RunSpec(name: name, kind: .trained, model: model.source, architecture: cfg.architecture.rawValue,

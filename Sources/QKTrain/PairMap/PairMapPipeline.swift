@@ -9,10 +9,13 @@ public enum PairMap {
     ///   - training: sequences the mask is trained on (they also define which pairs exist).
     ///   - heldOut: sequences for the KL figures and all statistics; example sequence numbers in
     ///     the result index this array.
+    ///   - choosePenalty: choose μ first (`MaskPenaltySearch`, starting from `options.penalty`)
+    ///     and train the mask with it; not on RoPE layers yet (their step 2 is ~100× slower).
     ///   - progress: called after every Adam step.
     public static func run(query: Transcoder, key: Transcoder, config: ModelConfig,
                            training: [PairMapSequence], heldOut: [PairMapSequence],
-                           options: MaskTrainingOptions = MaskTrainingOptions(),
+                           options: MaskTrainingOptions = MaskTrainingOptions(), choosePenalty: Bool = false,
+                           searchProgress: ((Int, Float) -> Void)? = nil,
                            progress: ((MaskTrainingProgress) -> Void)? = nil) throws -> PairMapResult {
         guard !heldOut.isEmpty else { throw PairMapError("mask: the held-out sample is empty") }
         if config.ropeTheta != nil {
@@ -20,6 +23,12 @@ public enum PairMap {
                                options: options, progress: progress)
         }
         let objective = try PairMapObjective(query: query, key: key, config: config, training: training, threads: options.threads)
+        var options = options
+        var search: MaskPenaltyCurve? = nil
+        if choosePenalty {
+            search = try MaskPenaltySearch.run(objective: objective, options: options, progress: searchProgress)
+            options.penalty = search!.chosen
+        }
         let trainer = try MaskTrainer(objective: objective, options: options)
         let started = Date(), startedCPU = processCPUSeconds()
         trainer.train(progress: progress)
@@ -59,6 +68,7 @@ public enum PairMap {
             }
         }
         result.metrics.recordPruning(kept: result.count, nHead: h, dQuery: query.dHidden, dKey: key.dHidden)
+        result.penaltySearch = search
         var bias = [Float](repeating: 0, count: h * key.dHidden)
         for j in 0..<key.dHidden { for head in 0..<h { bias[head * key.dHidden + j] = objective.weights.keyBias[j * h + head] } }
         result.keyBiasScore = bias

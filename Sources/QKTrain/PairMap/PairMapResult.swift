@@ -55,6 +55,8 @@ public struct PairMapResult: Sendable {
     /// is largest, and M·m there (`value` holds the same number on RoPE runs).
     public var peakOffset: [Int32] = []
     public var peakValue: [Float] = []
+    /// The μ search that chose `metrics.penalty`, when step 2 chose it from the data.
+    public var penaltySearch: MaskPenaltyCurve? = nil
     /// RoPE runs only: the θ the offset profiles were computed with.
     public var ropeTheta: Float? = nil
     public var queryFeatures: FeatureStatistics

@@ -5,7 +5,7 @@ import QKTensor
 /// moments and feature-activity counters as tensors, and the scalars (step, tokens, generator
 /// states, λ, data-order position) plus the options and geometry as metadata. Floats in the
 /// metadata are written as their bit patterns so nothing is lost to decimal printing.
-enum Step1Checkpoint {
+public enum Step1Checkpoint {
     static let format = "qkdb-step1-checkpoint-1"
 
     static func write(_ s: TrainerState, options: TrainingOptions, geometry: AttentionGeometry, to path: String) throws {
@@ -34,6 +34,9 @@ enum Step1Checkpoint {
         ]
         do { try w.write(to: path) } catch { throw TrainError("checkpoint \(path): \(error)") }
     }
+
+    /// The training options a checkpoint was written with (what `--resume` must match).
+    public static func options(_ path: String) throws -> TrainingOptions { try read(path).1 }
 
     static func read(_ path: String) throws -> (TrainerState, TrainingOptions, AttentionGeometry) {
         let f: SafeTensorsFile

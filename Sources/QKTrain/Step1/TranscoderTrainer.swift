@@ -49,6 +49,8 @@ public struct TrainingResult: Sendable {
     public var liveInWindowQuery: Int, liveInWindowKey: Int
     /// Where the checkpoint was written, when the run was cancelled and a path was given.
     public var checkpointPath: String?
+    /// The weights in the training layout, for a run that continues from them (`startingFrom`).
+    var parameters: (query: TranscoderParameters, key: TranscoderParameters)? = nil
 }
 
 /// Trains the query and key transcoders of one layer (DESIGN §4) from an `ActivationSource`.
@@ -69,8 +71,15 @@ public final class TranscoderTrainer {
         self.options = options; self.source = source
     }
 
+    /// `startingFrom` (the sweep's path): begin at these weights instead of fresh ones, with fresh
+    /// Adam moments and schedule; `resumeFrom` continues a checkpoint exactly instead.
     public func train(progress: ((TrainingProgress) -> Void)? = nil, cancel: CancellationFlag? = nil,
                       checkpointPath: String? = nil, resumeFrom: String? = nil) throws -> TrainingResult {
+        try train(progress: progress, cancel: cancel, checkpointPath: checkpointPath, resumeFrom: resumeFrom, startingFrom: nil)
+    }
+
+    func train(progress: ((TrainingProgress) -> Void)?, cancel: CancellationFlag?, checkpointPath: String?, resumeFrom: String?,
+               startingFrom: (query: TranscoderParameters, key: TranscoderParameters)?) throws -> TrainingResult {
         let o = options, g = geometry
         // OpenBLAS runs single-threaded inside the step (the trainer splits the work itself), but
         // keeps its threads while reading data, which may run the model (on-the-fly harvesting).
@@ -95,6 +104,11 @@ public final class TranscoderTrainer {
             let first = try nextBatch(&stream)
             pending = first
             state = initialState(first, stream: stream)
+            if let w = startingFrom, w.query.dIn == state.query.dIn, w.query.dHidden == o.dHidden,
+               w.query.dOut == g.qWidth, w.key.dOut == g.kWidth {
+                state.query = w.query; state.key = w.key
+                state.adamQuery = AdamState(like: w.query); state.adamKey = AdamState(like: w.key)
+            }
         }
         let tokensPerStep = o.batchSequences * max(1, state.sequenceLength)
         let totalSteps = max(1, (o.trainTokens + tokensPerStep - 1) / tokensPerStep)
@@ -155,9 +169,7 @@ public final class TranscoderTrainer {
             lastL0 = (r.codesQ.meanL0, r.codesK.meanL0)
 
             if let target = o.l0Target {
-                func adapt(_ l: inout Float, _ l0: Double) {
-                    l = Float(min(10, max(1e-9, Double(l) * exp(o.l0AdaptRate * (l0 - target) / target))))
-                }
+                func adapt(_ l: inout Float, _ l0: Double) { l = L0Controller.next(lambda: l, l0: l0, target: target, rate: o.l0AdaptRate) }
                 if o.queryActivation == .relu { adapt(&state.lambdaQuery, lastL0.0) }
                 if o.keyActivation == .relu { adapt(&state.lambdaKey, lastL0.1) }
             }
@@ -282,7 +294,7 @@ public final class TranscoderTrainer {
             options: options, geometry: geometry, layer: source.layer, lambdaQuery: s.lambdaQuery, lambdaKey: s.lambdaKey,
             resampledQuery: resampled.0, resampledKey: resampled.1,
             liveInWindowQuery: s.activityQuery.liveCount(at: s.tokensSeen), liveInWindowKey: s.activityKey.liveCount(at: s.tokensSeen),
-            checkpointPath: checkpointPath)
+            checkpointPath: checkpointPath, parameters: (s.query, s.key))
     }
 
     /// The batch read ahead at start-up if there is one, else the next from the stream (read with
