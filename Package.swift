@@ -27,7 +27,7 @@ let package = Package(
         // chosen at run time (Swift cannot compile one function for another CPU level).
         .target(name: "CPairMap"),
         .target(name: "QKTrain", dependencies: ["QKTensor", "QKModels", "CPairMap"]),
-        .target(name: "QKStore", dependencies: ["CZstd", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "QKStore", dependencies: ["QKTensor", "CZstd", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "QKAnalysis", dependencies: ["QKTensor", "QKModels", "QKTrain", "QKStore"]),
         .executableTarget(name: "qkdb", dependencies: [
             "QKTensor", "QKModels", "QKTrain", "QKStore", "QKAnalysis",

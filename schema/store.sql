@@ -1,8 +1,36 @@
 -- qkdb store, format version 2: the single source of truth for the layout of a `.qkdb` file.
 -- QKStore applies exactly this text (Sources/QKStore/Schema.swift embeds it; a test checks they match).
 -- Every table is STRICT so a wrong type is an error, never a silent coercion.
+--
+-- Blob encodings (a reader needs nothing but SQLite, zstd and this text):
+--   zstd frame     one standard zstd frame that declares its decompressed size.
+--   byte-shuffled  n elements of w bytes, little-endian, regrouped by byte significance: the n
+--                  lowest bytes (byte 0 of element 0, 1, ..., n-1), then the n bytes 1, ..., then
+--                  the n bytes w-1. Unshuffled: element i's byte b sits at offset b*n + i. With
+--                  numpy: np.frombuffer(s, np.uint8).reshape(w, n).T.copy().view('<f4' or '<u4').
+--   checksum       a signed 64-bit integer (the bits of an unsigned one) over a sequence of
+--                  add(x) calls, each over the bytes of x (integers: 8 bytes little-endian; a
+--                  blob given as a blob: add(length as 8 bytes) then add(its bytes)):
+--                    P = 0x9E3779B97F4A7C15; mix(h, w) = x ^ (x >> 29) where x = ((h ^ w) * P) mod 2^64
+--                    lanes a, b, c, d = 0x243F6A8885A308D3, 0x13198A2E03707344, 0xA4093822299F31D0,
+--                    0x082EFA98EC4E6C89; length = 0
+--                    add(bytes of n): length += n; for each whole 32-byte block, the four
+--                      little-endian u64 words w0..w3: a = mix(a, w0), b = mix(b, w1),
+--                      c = mix(c, w2), d = mix(d, w3); then for each whole 8-byte word w left:
+--                      a = mix(a, w); then t = the 0-7 remaining bytes as a little-endian integer,
+--                      b = mix(b, t ^ (n << 56) mod 2^64)
+--                    value: h = mix(mix(mix(mix(length, a), b), c), d); h ^= h >> 32
+--                  (fast corruption detection, not a cryptographic hash).
 
 -- Key/value facts about the file itself; `format_version` tells a reader whether it can read it.
+-- `manifest.run.<id>` = "<catalog> <statistics> <rows>", three checksums every write transaction
+-- records for each run (see the header's checksum): catalog = that run's runs and pair_maps rows
+-- and its chunks' (head, ordering, last_lead, first_lead) in zone-index order; statistics =
+-- its features, examples and vocabulary rows; rows = its tensor rows (name, dtype, shape,
+-- checksum), sequence rows (id, n_tokens, checksum) and chunk rows (ordering, seq, head,
+-- first_lead, last_lead, nnz, checksum); each table in primary-key order, every value type-tagged
+-- (QKStore/StoreManifest.swift). Read-only opens check the catalog sum when a query first touches
+-- a run and the statistics sum before trusting its features; `qkdb verify` checks all three.
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,
     value TEXT NOT NULL
@@ -29,8 +57,9 @@ CREATE TABLE runs (
     updated_at   TEXT    NOT NULL
 ) STRICT;
 
--- Dense tensors (dictionary weights): zstd-compressed little-endian bytes.
--- `checksum` covers the compressed bytes; `shape` is a JSON array.
+-- Dense tensors (dictionary weights): `data` is a zstd frame of the tensor's float32 values in
+-- row-major order, byte-shuffled (w = 4); `shape` is a JSON array of the dimensions (their
+-- product = the element count); `checksum` is add(data's bytes) of the compressed blob alone.
 CREATE TABLE tensors (
     run_id   INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     name     TEXT    NOT NULL,
@@ -72,7 +101,9 @@ CREATE TABLE pair_maps (
 -- (pair_maps.columns then extra_columns) in small chunks, so one pair is cheap to fetch;
 -- ordering 1 holds only the ranking column(s) of pair_maps.key_columns, and a key-feature query
 -- fetches the other columns of the pairs it returns from ordering 0.
--- `checksum` covers the zone map, counts and every blob.
+-- `leads` and `trails` are zstd frames of byte-shuffled (w = 4) little-endian uint32 arrays.
+-- `checksum`: add(ordering), add(head), add(first_lead), add(last_lead), add(nnz) as 64-bit
+-- integers, then leads, trails and floats each as a blob (length, then bytes).
 CREATE TABLE pair_chunks (
     run_id            INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     ordering          INTEGER NOT NULL CHECK (ordering IN (0, 1)),
@@ -121,7 +152,8 @@ CREATE TABLE examples (
     PRIMARY KEY (run_id, side, feature, rank)
 ) STRICT;
 
--- Token sequences the examples point into: zstd-compressed little-endian int32 token ids.
+-- Token sequences the examples point into: `tokens` is a zstd frame of n_tokens little-endian int32
+-- token ids (not shuffled); `checksum` is add(tokens' bytes) of the compressed blob.
 CREATE TABLE sequences (
     run_id   INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     id       INTEGER NOT NULL,

@@ -1,26 +1,52 @@
 import Foundation
+import QKTensor
 
 /// Writes CSV (RFC 4180) to a file through a buffer, into a temporary name that is renamed into
 /// place only by `finish()`; an error or a kill before that leaves no partial file at `path`.
+/// The path `-` streams to standard output instead. An existing file is replaced only when it is
+/// an earlier qkdb CSV export (or with `force`), see `OutputTarget`.
 public final class CSVWriter {
     public let path: String
+    /// nil when streaming to standard output.
+    private let target: OutputTarget?
     private let temporary: String
     private let handle: FileHandle
     private var buffer: [UInt8] = []
     private var finished = false
 
-    public init(path: String) throws {
+    /// Whether the file at `path` starts with one of `headers` (then possibly more columns): how
+    /// an earlier export of ours is told from someone else's file.
+    public static func starts(_ path: String, withOneOf headers: [[String]]) -> Bool {
+        let head = OutputTarget.firstBytes(of: path, count: 4096)
+        let line = String(decoding: head.prefix { $0 != UInt8(ascii: "\n") }, as: UTF8.self)
+        return headers.contains { h in
+            let text = h.map(escape).joined(separator: ",")
+            return line == text || line.hasPrefix(text + ",")
+        }
+    }
+
+    /// `recognisedHeaders`: the header lines of the files this writer may replace without `force`.
+    public init(path: String, force: Bool = false, recognisedHeaders: [[String]]) throws {
         self.path = path
-        temporary = path + ".partial-\(ProcessInfo.processInfo.processIdentifier)"
+        buffer.reserveCapacity(1 << 20)
+        if path == "-" {
+            target = nil
+            temporary = ""
+            handle = FileHandle.standardOutput
+            return
+        }
+        let target = OutputTarget(path: path, shape: .file, what: "CSV export", force: force, recognises: { CSVWriter.starts($0, withOneOf: recognisedHeaders) })
+        do { try target.check() } catch let e as OutputError { throw StoreError(e.message) }
+        self.target = target
+        temporary = target.temporaryPath
         guard FileManager.default.createFile(atPath: temporary, contents: nil), let h = FileHandle(forWritingAtPath: temporary) else {
             throw StoreError("\(path): cannot create the output file")
         }
         handle = h
-        buffer.reserveCapacity(1 << 20)
     }
 
     deinit {
-        if !finished {
+        if !finished && target != nil {
             try? handle.close()
             try? FileManager.default.removeItem(atPath: temporary)
         }
@@ -80,13 +106,9 @@ public final class CSVWriter {
 
     public func finish() throws {
         try flush()
+        guard let target else { finished = true; return }
         try? handle.close()
-        do {
-            if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-            try FileManager.default.moveItem(atPath: temporary, toPath: path)
-        } catch {
-            throw StoreError("\(path): cannot move the finished file into place (\(error.localizedDescription))")
-        }
+        do { try target.commit(from: temporary) } catch let e as OutputError { throw StoreError(e.message) }
         finished = true
     }
 }

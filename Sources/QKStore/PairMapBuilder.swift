@@ -16,11 +16,15 @@ struct PairMapBuilder {
         self.coo = coo; self.shape = shape; self.options = options
         try validate()
         let codec = options.codec
-        func rounded(_ values: [Float], name: String) -> [Float] {
+        func rounded(_ values: [Float], name: String) throws -> [Float] {
             guard codec != .f32 else { return values }
             var worst = 0.0
-            let out = values.map { x -> Float in
+            let out = try values.enumerated().map { (i, x) -> Float in
                 let y = codec.decode16(codec.encode16(x))
+                // fp16 tops out at 65504: a larger value would be stored as inf, with no error to show.
+                guard y.isFinite else {
+                    throw StoreError("pair map column \(name) entry \(i) is \(x), beyond the range of \(codec.rawValue) (use --values bf16 or f32)")
+                }
                 worst = max(worst, Double(abs(y - x)))
                 return y
             }
@@ -29,14 +33,14 @@ struct PairMapBuilder {
         }
         for c in PairColumn.allCases {
             if let values = coo.columns[c] {
-                columns.append(rounded(values, name: c.rawValue))
+                columns.append(try rounded(values, name: c.rawValue))
                 if codec == .f32 { maxAbsError[c.rawValue] = 0 }
             } else {
                 columns.append(nil)
             }
         }
         for (name, values) in coo.extra {
-            extra.append(rounded(values, name: name))
+            extra.append(try rounded(values, name: name))
             if codec == .f32 { maxAbsError[name] = 0 }
         }
     }

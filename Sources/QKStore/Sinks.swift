@@ -7,8 +7,10 @@ public struct SinkFeature: Sendable {
     public var keyFeature: Int
     public var bosFraction: Double
     public var density: Double?
-    /// Sum over heads of `heads[i].importance`.
+    /// Sum over heads of `heads[i].importance` (pairs' and key-bias term's): what sinks rank by.
     public var totalImportance: Double
+    /// The part of `totalImportance` the key-bias term B·a_K carries (summed over heads).
+    public var keyBiasImportance: Double { heads.reduce(0) { $0 + $1.biasImportance } }
     /// Heads with at least one pair into the feature or a key-bias importance above 0, in head order.
     public var heads: [SinkHead]
 }
@@ -49,6 +51,7 @@ extension Store {
             let cached = try cachedRun(run, db)
             guard let map = cached.pairMap else { throw StoreError("\(path): run \(run) has no pair map yet") }
             guard map.columns.contains(.importance) else { throw StoreError("\(path): run \(run) has no importance column, which sinks ranks by") }
+            try checkStatisticsManifest(run: run, db)
             let keyCount = try Int.fetchOne(db, sql: "SELECT count(*) FROM features WHERE run_id = ? AND side = 'key' AND bos_fraction IS NOT NULL", arguments: [run]) ?? 0
             guard keyCount > 0 else { throw StoreError("\(path): run \(run) has no key-feature statistics (bos_fraction), which sinks needs") }
             let candidates = try Row.fetchAll(db, sql: """
@@ -63,6 +66,9 @@ extension Store {
             var out: [SinkFeature] = []
             for c in candidates {
                 let j: Int = try c.required("idx", "\(path): features of run \(run)")
+                guard j < cached.shape.dKey else {
+                    throw StoreError("\(path): damaged store: run \(run) has statistics for key feature \(j), beyond its d_key \(cached.shape.dKey)")
+                }
                 var heads: [SinkHead] = []
                 for h in 0..<cached.shape.nHead {
                     // Every pair into the key feature, with exact importance (from the query-major ordering).

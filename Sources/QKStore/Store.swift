@@ -1,13 +1,22 @@
 import Foundation
 import GRDB
+import QKTensor
 
-/// A `.qkdb` store: one SQLite file (WAL mode) holding runs, dense tensors, the chunked pair map
+/// A `.qkdb` store: one SQLite file holding runs, dense tensors, the chunked pair map
 /// of each run in both orderings, feature statistics, examples, sequences and vocabulary.
 ///
 /// Opening checks, before trusting anything inside, that the file is SQLite, is not truncated,
 /// is a qkdb store, and is not of a newer format, and says which in one line naming the file.
 /// Each write method is one transaction, so a crash or kill leaves every earlier state readable.
 /// An instance is meant for one thread at a time (it reuses compression contexts).
+///
+/// Journal: a writer works in WAL mode (readers keep reading while a stage is written) and puts
+/// the file back in rollback-journal mode when it closes, so a store at rest is one file that a
+/// reader opens with `SQLITE_OPEN_READONLY` and no `-wal`/`-shm` beside it — on read-only media
+/// or a read-only directory too. A store still in WAL mode with no `-wal` file (nobody is writing
+/// it: SQLite removes the file when the last writer closes) is opened `immutable`, which needs no
+/// `-shm` either; with a `-wal` present (a writer at work, or one that crashed) the reader goes
+/// through SQLite's WAL index as usual, so it sees the writer's committed state.
 public final class Store: @unchecked Sendable {
     public let path: String
     let dbQueue: DatabaseQueue
@@ -33,9 +42,7 @@ public final class Store: @unchecked Sendable {
         self.path = path
         let exists = FileManager.default.fileExists(atPath: path)
         if !exists && mode != .create { throw StoreError("\(path): no such store") }
-        if exists {
-            try Store.checkFileHeader(path)
-        }
+        let walHeader = exists ? try Store.checkFileHeader(path) : false
         var config = Configuration()
         config.readonly = mode == .readOnly
         config.busyMode = .timeout(10)
@@ -51,11 +58,16 @@ public final class Store: @unchecked Sendable {
                 try db.execute(sql: "PRAGMA cache_size = -16384")
             }
         }
+        let quiescentWAL = mode == .readOnly && walHeader && !FileManager.default.fileExists(atPath: path + "-wal")
         do {
-            dbQueue = try DatabaseQueue(path: path, configuration: config)
+            dbQueue = try DatabaseQueue(path: quiescentWAL ? Store.immutableURI(path) : path, configuration: config)
+            if exists && mode != .readOnly {
+                try dbQueue.writeWithoutTransaction { try $0.execute(sql: "PRAGMA journal_mode = WAL") }
+            }
         } catch {
             throw Store.wrap(error, path: path)
         }
+        writable = mode != .readOnly
         if exists {
             try checkFormat(readOnly: mode == .readOnly)
         } else {
@@ -81,10 +93,27 @@ public final class Store: @unchecked Sendable {
 
     deinit {
         hotStatements = []   // statements go before the connection they belong to
+        // Back to one file at rest (see the type's comment). Busy (a reader still holds the WAL
+        // open) leaves WAL mode on, which readers handle too.
+        if writable { try? dbQueue.writeWithoutTransaction { try $0.execute(sql: "PRAGMA journal_mode = DELETE") } }
     }
 
-    /// Rejects files that are not SQLite or are shorter than their own header says.
-    static func checkFileHeader(_ path: String) throws {
+    /// Whether this instance may write (it then restores rollback-journal mode when it closes).
+    private(set) var writable = false
+    /// Set while `verify` runs.
+    var verifying = false
+    /// Runs whose statistics rows matched their manifest (checked once per instance).
+    var statisticsChecked = Set<Int64>()
+
+    /// An SQLite URI that opens `path` read-only as immutable: no locks, no `-shm`, no `-wal`.
+    static func immutableURI(_ path: String) -> String {
+        URL(fileURLWithPath: path).absoluteString + "?mode=ro&immutable=1"
+    }
+
+    /// Rejects files that are not SQLite or are shorter than their own header says; returns
+    /// whether the header says WAL mode (file format bytes 18–19 = 2).
+    @discardableResult
+    static func checkFileHeader(_ path: String) throws -> Bool {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw StoreError("\(path): cannot be read") }
         defer { close(fd) }
@@ -113,6 +142,7 @@ public final class Store: @unchecked Sendable {
         if walSize == 0 && (size % pageSize != 0 || size < pages * pageSize) {
             throw StoreError("\(path): truncated (\(size) bytes, its header describes \(pages * pageSize))")
         }
+        return header[18] == 2 && header[19] == 2
     }
 
     /// Checks the meta table (a qkdb store, of a format this build reads) in one read, and on a
@@ -147,21 +177,22 @@ public final class Store: @unchecked Sendable {
             throw Store.wrap(error, path: path)
         }
         guard application == "qkdb", let version else { throw StoreError("\(path): not a qkdb store (an SQLite database without qkdb's meta table)") }
-        guard let v = Int(version) else { throw StoreError("\(path): damaged store (format version '\(version)')") }
+        guard let v = Int(version) else { throw StoreError("\(path): damaged store (format version \(JSONNumber.quoted(version)))") }
         if v > StoreSchema.formatVersion {
             throw StoreError("\(path): store format version \(v) is newer than this qkdb reads (\(StoreSchema.formatVersion)); upgrade qkdb")
         }
         if v < 1 { throw StoreError("\(path): damaged store (format version \(v))") }
     }
 
-    /// One line naming the file for any SQLite or GRDB failure.
-    static func wrap(_ error: Error, path: String) -> Error {
+    /// One line naming the file for any SQLite or GRDB failure (`verifying`: from `verify` itself,
+    /// which must not tell the user to run `qkdb verify`).
+    static func wrap(_ error: Error, path: String, verifying: Bool = false) -> Error {
         if error is StoreError { return error }
         if let e = error as? DatabaseError {
-            let message = e.message ?? "SQLite error \(e.resultCode.rawValue)"
+            let message = (e.message ?? "SQLite error \(e.resultCode.rawValue)").split(whereSeparator: \.isNewline).joined(separator: " ")
             switch e.resultCode {
             case .SQLITE_NOTADB: return StoreError("\(path): not a qkdb store (\(message))")
-            case .SQLITE_CORRUPT: return StoreError("\(path): the SQLite file is corrupt (\(message)); run `qkdb verify`")
+            case .SQLITE_CORRUPT: return StoreError("\(path): the SQLite file is corrupt (\(message))" + (verifying ? "" : "; run `qkdb verify`"))
             case .SQLITE_READONLY: return StoreError("\(path): cannot write (\(message))")
             default: return StoreError("\(path): \(message)")
             }
@@ -180,7 +211,13 @@ public final class Store: @unchecked Sendable {
     /// Inside `stage` it joins the stage's transaction instead.
     func write<T>(_ body: (Database) throws -> T) throws -> T {
         if let db = stageDatabase { return try body(db) }
-        do { return try dbQueue.write(body) } catch { throw Store.wrap(error, path: path) }
+        do {
+            return try dbQueue.write { db in
+                let result = try body(db)
+                try Store.writeManifests(db)   // in the same transaction (see StoreManifest)
+                return result
+            }
+        } catch { throw Store.wrap(error, path: path) }
     }
 
     /// Runs every store call made inside `body` as ONE write transaction, so a pipeline stage
@@ -194,7 +231,9 @@ public final class Store: @unchecked Sendable {
             return try dbQueue.write { db in
                 stageDatabase = db
                 defer { stageDatabase = nil }
-                return try body()
+                let result = try body()
+                try Store.writeManifests(db)
+                return result
             }
         } catch {
             runCache = savedCache   // a rolled-back stage must not leave cached facts behind

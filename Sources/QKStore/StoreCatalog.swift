@@ -61,6 +61,7 @@ extension Store {
         try read { db in
             let info = try requireRun(run, db)
             try checkIndex(side, index, info)
+            try checkStatisticsManifest(run: run, db)
             return try Row.fetchOne(db, sql: "SELECT * FROM features WHERE run_id = ? AND side = ? AND idx = ?", arguments: [run, side.rawValue, index]).map { try featureStats($0) }
         }
     }
@@ -69,6 +70,7 @@ extension Store {
     public func features(run: Int64, side: FeatureSide? = nil) throws -> [FeatureStats] {
         try read { db in
             _ = try requireRun(run, db)
+            try checkStatisticsManifest(run: run, db)
             return try Row.fetchAll(db, sql: "SELECT * FROM features WHERE run_id = ? AND (?2 IS NULL OR side = ?2) ORDER BY side DESC, idx",
                                     arguments: [run, side?.rawValue]).map { try featureStats($0) }
         }
@@ -102,6 +104,7 @@ extension Store {
         try read { db in
             let info = try requireRun(run, db)
             try checkIndex(side, feature, info)
+            try checkStatisticsManifest(run: run, db)
             return try Row.fetchAll(db, sql: "SELECT * FROM examples WHERE run_id = ? AND side = ? AND feature = ? ORDER BY rank",
                                     arguments: [run, side.rawValue, feature]).map { try example($0) }
         }
@@ -158,6 +161,7 @@ extension Store {
     public func vocabulary(run: Int64) throws -> [Int: String] {
         try read { db in
             _ = try requireRun(run, db)
+            try checkStatisticsManifest(run: run, db)
             var out: [Int: String] = [:]
             let cursor = try Row.fetchCursor(db, sql: "SELECT id, token FROM vocabulary WHERE run_id = ?", arguments: [run])
             while let row = try cursor.next() { out[try row.required(at: 0, "\(path): vocabulary of run \(run)")] = try row.required(at: 1, "\(path): vocabulary of run \(run)") }

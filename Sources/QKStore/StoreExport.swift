@@ -7,6 +7,8 @@ public enum ExportKind: String, Sendable, CaseIterable { case pairs, features, e
 extension Store {
     /// The CSV header of a run's pairs: the fixed columns, then its extra columns.
     public static let pairHeader = ["head", "query_feature", "key_feature"] + PairColumn.allCases.map(\.rawValue)
+    static let featureHeader = ["side", "index", "alive", "density", "mean_activation", "max_activation", "bos_fraction", "label"]
+    static let exampleHeader = ["side", "feature", "rank", "sequence_id", "position", "activation"]
 
     /// Streams every pair of a run, in (head, query, key) order, one chunk at a time.
     public func forEachPair(run: Int64, _ body: (PairRow) throws -> Void) throws {
@@ -28,11 +30,13 @@ extension Store {
         }
     }
 
-    /// Writes a run's pairs, features or examples as CSV at `path` (atomically); returns the row count.
+    /// Writes a run's pairs, features or examples as CSV at `path` (atomically; `-` streams to
+    /// standard output); returns the row count. An existing file other than an earlier export is
+    /// refused unless `force`.
     @discardableResult
-    public func exportCSV(run: Int64, what: ExportKind, to out: String) throws -> Int {
+    public func exportCSV(run: Int64, what: ExportKind, to out: String, force: Bool = false) throws -> Int {
         let info = try self.run(run)
-        let writer = try CSVWriter(path: out)
+        let writer = try CSVWriter(path: out, force: force, recognisedHeaders: [Store.pairHeader, Store.featureHeader, Store.exampleHeader])
         var count = 0
         switch what {
         case .pairs:
@@ -44,15 +48,16 @@ extension Store {
                 count += 1
             }
         case .features:
-            try writer.row(["side", "index", "alive", "density", "mean_activation", "max_activation", "bos_fraction", "label"])
+            try writer.row(Store.featureHeader)
             for f in try features(run: run) {
                 try writer.row([f.side.rawValue, String(f.index), f.alive ? "1" : "0", NumberText.double(f.density), NumberText.double(f.meanActivation),
                                 NumberText.double(f.maxActivation), NumberText.double(f.bosFraction), f.label ?? ""])
                 count += 1
             }
         case .examples:
-            try writer.row(["side", "feature", "rank", "sequence_id", "position", "activation"])
+            try writer.row(Store.exampleHeader)
             try read { db in
+                try checkStatisticsManifest(run: run, db)
                 let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM examples WHERE run_id = ? ORDER BY side DESC, feature, rank", arguments: [run])
                 while let row = try cursor.next() {
                     let e = try example(row)

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import QKTensor
 
 /// What a run is: the model layer it decomposes and the shape of its dictionaries.
 public struct RunSpec: Sendable {
@@ -43,7 +44,7 @@ public struct RunInfo: Sendable {
 extension Store {
     static func checkJSONObject(_ text: String, what: String) throws {
         guard let data = text.data(using: .utf8), (try? JSONSerialization.jsonObject(with: data)) is [String: Any] else {
-            throw StoreError("\(what) must be a JSON object, got: \(text.prefix(60))")
+            throw StoreError("\(what) must be a JSON object, got: \(JSONNumber.quoted(text))")
         }
     }
 
@@ -87,7 +88,13 @@ extension Store {
     /// Every run, oldest first.
     public func runs() throws -> [RunInfo] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM runs ORDER BY id").map { try runInfo($0, db) }
+            let runs = try Row.fetchAll(db, sql: "SELECT * FROM runs ORDER BY id").map { row in
+                let info = try runInfo(row, db)
+                try checkCatalogManifest(run: info.id, db)
+                return info
+            }
+            try checkManifestCoverage(runs: runs.map(\.id), db)
+            return runs
         }
     }
 
@@ -99,6 +106,7 @@ extension Store {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]) else {
             throw StoreError("\(path): no run \(id) (see `qkdb runs`)")
         }
+        if runCache[id] == nil { try checkCatalogManifest(run: id, db) }   // once per run and process
         return try runInfo(row, db)
     }
 

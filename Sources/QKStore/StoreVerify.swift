@@ -18,17 +18,28 @@ extension Store {
     /// decode, ordering, contiguity), pair counts against the catalog, every tensor and sequence.
     public func verify() throws -> VerifyReport {
         var report = VerifyReport()
+        verifying = true   // verify reports manifest mismatches itself, with the rest of what it finds
+        defer { verifying = false }
         do {
             try dbQueue.read { db in
-                for line in try String.fetchAll(db, sql: "PRAGMA integrity_check") where line != "ok" {
-                    report.problems.append("\(path): SQLite integrity: \(line)")
+                // SQLite reports one line per problem, some of them multi-line: say how many, and the first.
+                let integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { $0 != "ok" }
+                if let first = integrity.first {
+                    let line = first.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+                    report.problems.append("\(path): SQLite integrity check failed (\(integrity.count) problem\(integrity.count == 1 ? "" : "s"), first: \(line.prefix(200)))")
                 }
+                let tables = Set(try String.fetchAll(db, sql: "SELECT name FROM sqlite_schema WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%'"))
+                let missing = StoreSchema.objectNames.subtracting(tables)
+                if !missing.isEmpty { report.problems.append("\(path): damaged store (missing \(missing.sorted().joined(separator: ", ")))") }
                 if try Row.fetchOne(db, sql: "PRAGMA foreign_key_check") != nil {
                     report.problems.append("\(path): rows refer to runs that do not exist")
                 }
                 guard report.problems.isEmpty else { return }
                 let runs = try Int64.fetchAll(db, sql: "SELECT id FROM runs ORDER BY id")
                 report.runs = runs.count
+                for gone in try Store.manifestRuns(db).subtracting(runs).sorted() {
+                    report.problems.append("\(path): run \(gone) is in the store's manifest but has no runs row (changed outside qkdb)")
+                }
                 let orphans = try Int64.fetchAll(db, sql: "SELECT DISTINCT run_id FROM pair_chunks WHERE run_id NOT IN (SELECT run_id FROM pair_maps)")
                 for r in orphans { report.problems.append("\(path): run \(r) has pair chunks but no pair map catalog entry") }
                 for run in runs {
@@ -37,12 +48,33 @@ extension Store {
                     do { cached = try cachedRun(run, db) } catch { report.problems.append("\(error)"); continue }
                     if let map = cached.pairMap { verifyPairMap(run: run, map: map, shape: cached.shape, db, &report) }
                     verifyBlobs(run: run, db, &report)
+                    verifyCatalogBounds(run: run, shape: cached.shape, db, &report)
+                    do { report.problems += try manifestProblems(run: run, db) } catch { report.problems.append("\(Store.wrap(error, path: path, verifying: true))") }
                 }
             }
         } catch {
-            report.problems.append("\(Store.wrap(error, path: path))")
+            report.problems.append("\(Store.wrap(error, path: path, verifying: true))")
         }
         return report
+    }
+
+    /// Rows whose values are bounded by their run's shape: a feature index a dictionary does not
+    /// have would crash or mislead every query that trusts it.
+    private func verifyCatalogBounds(run: Int64, shape: PairMapShape, _ db: Database, _ report: inout VerifyReport) {
+        let checks: [(String, String)] = [
+            ("SELECT count(*) FROM features WHERE run_id = ?1 AND ((side = 'query' AND idx >= ?2) OR (side = 'key' AND idx >= ?3))",
+             "feature statistics for indices beyond the dictionaries (d_query \(shape.dQuery), d_key \(shape.dKey))"),
+            ("SELECT count(*) FROM examples WHERE run_id = ?1 AND (feature < 0 OR rank < 0 OR position < 0 OR (side = 'query' AND feature >= ?2) OR (side = 'key' AND feature >= ?3))",
+             "examples of features beyond the dictionaries or at negative positions"),
+        ]
+        for (sql, what) in checks {
+            do {
+                let n = try Int.fetchOne(db, sql: sql, arguments: [run, shape.dQuery, shape.dKey]) ?? 0
+                if n > 0 { report.problems.append("\(path): run \(run) has \(n) \(what)") }
+            } catch {
+                report.problems.append("\(Store.wrap(error, path: path, verifying: true))")
+            }
+        }
     }
 
     /// Besides decoding every chunk, checks that the two orderings hold the same pairs with the

@@ -72,28 +72,36 @@ public final class SafeTensorsFile: @unchecked Sendable {
             guard let shapeAny = info["shape"] as? [Any] else { throw tfail("missing shape") }
             var shape: [Int] = []
             for d in shapeAny {
-                guard let v = (d as? NSNumber)?.intValue, v >= 0 else { throw tfail("bad shape \(shapeAny)") }
+                guard let v = JSONNumber.exactInt(d), v >= 0 else { throw tfail("bad shape \(JSONNumber.quoted(shapeAny))") }
                 shape.append(v)
             }
             guard let offs = info["data_offsets"] as? [Any], offs.count == 2,
-                  let s = (offs[0] as? NSNumber)?.intValue, let e = (offs[1] as? NSNumber)?.intValue else {
+                  let s = JSONNumber.exactInt(offs[0]), let e = JSONNumber.exactInt(offs[1]) else {
                 throw tfail("missing or malformed data_offsets")
             }
             guard s >= 0, e >= s, e <= dataSize else {
                 throw tfail("data offsets [\(s), \(e)) lie outside the data section of \(dataSize) bytes (truncated or corrupt)")
             }
+            // Checked arithmetic: a hostile shape ([2^62], [2^31, 2^31]) must not trap.
             let (elements, overflow) = shape.reduce((1, false)) { acc, d in
                 let r = acc.0.multipliedReportingOverflow(by: d); return (r.partialValue, acc.1 || r.overflow)
             }
-            guard !overflow, elements * dtype.byteSize == e - s else {
+            let bytes = elements.multipliedReportingOverflow(by: dtype.byteSize)
+            guard !overflow, !bytes.overflow, bytes.partialValue == e - s else {
                 throw tfail("shape \(shape) × \(dtype.rawValue) is not the \(e - s) bytes its offsets span")
             }
             entries[name] = Entry(name: name, dtype: dtype, shape: shape, start: s, end: e)
         }
-        // No two tensors may share bytes.
+        // No two tensors may share bytes, and (as the format requires) together they fill the data
+        // section exactly: a header length off by one still parses as JSON (padding), but would
+        // shift every tensor by a byte.
         let sorted = entries.values.filter { $0.end > $0.start }.sorted { $0.start < $1.start }
         for i in sorted.indices.dropFirst() where sorted[i].start < sorted[i - 1].end {
             throw TensorFileError(file: path, tensor: sorted[i].name, message: "overlaps tensor '\(sorted[i - 1].name)'")
+        }
+        let covered = sorted.reduce(0) { $0 + ($1.end - $1.start) }
+        guard covered == dataSize, sorted.first.map({ $0.start == 0 }) ?? true else {
+            throw fail("its tensors cover \(covered) of the \(dataSize) data bytes after the \(n)-byte header (wrong header length, or truncated or padded)")
         }
         self.entries = entries
         self.metadata = meta

@@ -4,7 +4,7 @@ import QKStore
 import QKAnalysis
 
 /// `qkdb explain` — runs the model on a prompt and splits one head's attention score into
-/// feature-pair terms, the query-bias term, the key-bias term and the error.
+/// feature-pair terms, the key-bias term B·a_K, the row constant ⟨q̂, b_dec,K⟩ and the error.
 struct ExplainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain", abstract: "Split one prompt's attention score into feature-pair contributions.",
@@ -23,6 +23,7 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Pairs to show on each sign.") var top: Int = 8
     @Option(help: "table or json.") var format: StoreOutputFormat = .table
     @Flag(help: "Print to stderr how long loading and explaining took.") var timing = false
+    @OptionGroup var model: RunModelArgument
 
     func validate() throws {
         guard top >= 1 else { throw PipelineError("--top must be at least 1") }
@@ -32,9 +33,9 @@ struct ExplainCommand: ParsableCommand {
     func run() throws {
         let started = Date()
         let store = try Store(path: location.store)
-        let explored = try ExploredRun.open(store: store, run: runID)
+        let explored = try ExploredRun.open(store: store, run: runID, modelPath: model.model)
         let loaded = Date()
-        let tokens = explored.explainer.tokens(for: text, bos: explored.options.bos)
+        let tokens = try explored.explainer.tokens(for: text, bos: explored.options.bos)
         let pieces = tokens.map { explored.model.tokenizer.tokenString($0) }
         let p = try PositionArgument.resolve(dest, in: pieces, what: "--dest")
         let e = try explored.explainer.explain(tokens: tokens, head: head, dest: p)
@@ -96,8 +97,8 @@ enum ExplainText {
                       [.text("= \(shownPos.count) top positive pairs"), .float(Float(shownPos.reduce(0.0) { $0 + Double($1.contribution) }))],
                       [.text("+ \(shownNeg.count) top negative pairs"), .float(Float(shownNeg.reduce(0.0) { $0 + Double($1.contribution) }))],
                       [.text("+ \(c.pairs.count - shownPos.count - shownNeg.count) other pairs"), .float(Float(rest))],
-                      [.text("+ query-bias term"), .float(c.queryBias)],
-                      [.text("+ key-bias term (constant along the row without RoPE)"), .float(c.keyBias)],
+                      [.text("+ key-bias term B·a_K"), .float(c.keyBias)],
+                      [.text("+ row constant ⟨q̂, b_dec,K⟩ (constant along the row without RoPE)"), .float(c.rowConstant)],
                       [.text("+ error (true − reconstructed)"), .float(c.error)]]
         out += split.render(.table) + "\n"
         for (title, rows) in [("positive pairs", Array(shownPos)), ("negative (inhibitory) pairs", Array(shownNeg))] {
@@ -143,8 +144,8 @@ enum ExplainText {
         {"head": \(e.head), "dest": \(e.dest), "src": \(c.src >= 0 ? String(c.src) : "null"), \
         "tokens": [\(e.tokenText.map(ResultTable.jsonString).joined(separator: ", "))], \
         "true_score": \(ResultTable.Cell.float(c.trueScore).jsonText), "reconstructed_score": \(ResultTable.Cell.float(c.reconstructedScore).jsonText), \
-        "pruned_score": \(ResultTable.Cell.float(c.prunedScore).jsonText), "query_bias": \(ResultTable.Cell.float(c.queryBias).jsonText), \
-        "key_bias": \(ResultTable.Cell.float(c.keyBias).jsonText), "error": \(ResultTable.Cell.float(c.error).jsonText), \
+        "pruned_score": \(ResultTable.Cell.float(c.prunedScore).jsonText), "key_bias": \(ResultTable.Cell.float(c.keyBias).jsonText), \
+        "row_constant": \(ResultTable.Cell.float(c.rowConstant).jsonText), "error": \(ResultTable.Cell.float(c.error).jsonText), \
         "pair_sum": \(ResultTable.Cell.double(c.pairs.reduce(0.0) { $0 + Double($1.contribution) }).jsonText), "pair_count": \(c.pairs.count), \
         "positive_pairs": \(pairs(pos)), "negative_pairs": \(pairs(neg)), \
         "by_query_feature": \(marginals(c.marginals(query: true), top)), "by_key_feature": \(marginals(c.marginals(query: false), top)), \

@@ -4,7 +4,7 @@ import QKStore
 import QKAnalysis
 
 /// `qkdb export` — a run's pairs, features or examples as CSV, streamed chunk by chunk and
-/// written atomically (no partial file on failure); or `--what dashboard`: per-feature JSON in
+/// written atomically (no partial file on failure), or to standard output with `--out -`; or `--what dashboard`: per-feature JSON in
 /// the SAEDashboard/Neuronpedia activation layout, into a new directory.
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "export", abstract: "Export pairs, features or examples as CSV, or feature dashboards as JSON.")
@@ -12,17 +12,20 @@ struct ExportCommand: ParsableCommand {
     @OptionGroup var location: StoreLocation
     @Option(name: .customLong("run"), help: "Run id (see `qkdb runs`).") var runID: Int64
     @Option(help: "pairs, features, examples (CSV) or dashboard (a directory of per-feature JSON).") var what: ExportWhat
-    @Option(help: "Output CSV file, or directory for dashboard.") var out: String
+    @Option(help: "Output CSV file (`-`: standard output), or directory for dashboard.") var out: String
+    @OptionGroup var model: RunModelArgument
+    @Flag(help: "Replace --out even when it is not an earlier export of the same kind (a directory, a store, another file).") var force = false
 
     func run() throws {
         let store = try Store(path: location.store)
         switch what {
         case .csv(let kind):
-            let n = try store.exportCSV(run: runID, what: kind, to: out)
-            printOut("wrote \(n) \(kind.rawValue) rows to \(out)\n")
+            let n = try store.exportCSV(run: runID, what: kind, to: out, force: force)
+            if out != "-" { printOut("wrote \(n) \(kind.rawValue) rows to \(out)\n") }
         case .dashboard:
-            let explored = try ExploredRun.open(store: store, run: runID)
-            let n = try DashboardExport.write(store: store, explored: explored, to: out)
+            guard out != "-" else { throw StoreError("--out -: only CSV exports stream to standard output; give a directory for the dashboard") }
+            let explored = try ExploredRun.open(store: store, run: runID, modelPath: model.model)
+            let n = try DashboardExport.write(store: store, explored: explored, to: out, force: force)
             printOut("wrote \(n) feature dashboards to \(out)\n")
         }
     }

@@ -10,11 +10,12 @@ struct ExportDictionariesCommand: ParsableCommand {
 
     @Option(help: "Store file.") var store: String
     @Option(name: .customLong("run"), help: "Run id.") var runID: Int64
-    @Option(help: "Output directory.") var out: String
+    @Option(help: "Output directory (DIR/query and DIR/key are replaced only if they hold an earlier export).") var out: String
+    @Flag(help: "Replace DIR/query and DIR/key whatever they hold.") var force = false
 
     func run() throws {
         let db = try Store(path: store, mode: .readOnly)
-        try DictionaryExport.write(run: runID, store: db, to: out)
+        try DictionaryExport.write(run: runID, store: db, to: out, force: force)
         print("wrote \(out)/query and \(out)/key")
     }
 }

@@ -19,6 +19,7 @@ struct FeatureCommand: ParsableCommand {
     @Option(help: "table, csv or json.") var format: StoreOutputFormat = .table
     @Option(help: "Tokens of context each side of an example's firing token.") var window: Int = 8
     @Flag(help: "Skip the activation histogram (it reloads the model to recompute the held-out codes).") var noHistogram = false
+    @OptionGroup var model: RunModelArgument
 
     func validate() throws {
         guard top >= 0 else { throw StoreError("--top must be 0 (all) or positive") }
@@ -43,39 +44,50 @@ struct FeatureCommand: ParsableCommand {
         switch format {
         case .table:
             var text = statTable.render(.table) + (stats == nil ? "(no statistics stored for this feature)\n" : "") + "\n"
-            if let extras { text += examplesAndHistogram(extras.view, extras.histogram, wordPiece: info.spec.architecture == "bert") }
+            if let extras {
+                text += examplesAndHistogram(extras.view, extras.histogram, wordPiece: info.spec.architecture == "bert")
+                if let note = extras.histogramNote { text += "activation histogram: needs the run's model — \(note)\n\n" }
+            }
             text += "strongest partners on each head (by \((order?.column ?? (info.pairMap?.columns.contains(.importance) == true ? .importance : .value)).rawValue)):\n"
             printOut(text + (info.pairMap == nil ? "(run \(runID) has no pair map yet)\n" : pairs.render(.table)))
         case .csv:
             printOut(pairs.render(.csv))
         case .json:
-            var examples = "[]", histogram = "null"
+            var examples = "[]", histogram = "null", note = "null"
             if let extras {
                 examples = "[" + extras.view.examples.map { e in
                     "{\"sequence_id\": \(e.sequenceID), \"position\": \(e.position), \"activation\": \(ResultTable.Cell.float(e.activation).jsonText), " +
                     "\"tokens\": [\(e.tokens.map(ResultTable.jsonString).joined(separator: ", "))], \"firing_index\": \(e.firing)}"
                 }.joined(separator: ", ") + "]"
+                if let n = extras.histogramNote { note = ResultTable.jsonString(n) }
                 if let h = extras.histogram {
                     histogram = "{\"max_value\": \(ResultTable.Cell.float(h.maxValue).jsonText), \"positions\": \(h.positions), \"counts\": [\(h.counts.map(String.init).joined(separator: ", "))]}"
                 }
             }
-            printOut("{\"feature\": \(statTable.jsonObject(statTable.rows[0])), \"has_statistics\": \(stats != nil), \"examples\": \(examples), \"histogram\": \(histogram), \"pairs\": \(pairs.jsonArray())}\n")
+            printOut("{\"feature\": \(statTable.jsonObject(statTable.rows[0])), \"has_statistics\": \(stats != nil), \"examples\": \(examples), \"histogram\": \(histogram), \"histogram_note\": \(note), \"pairs\": \(pairs.jsonArray())}\n")
         }
     }
 }
 
 extension FeatureCommand {
     /// The feature's examples (with context) and, unless `--no-histogram`, its activation histogram
-    /// over the stored held-out sequences (one forward pass of the run's model).
-    func loadExtras(store: Store, info: RunInfo, side s: FeatureSide) throws -> (view: FeatureView, histogram: ActivationHistogram?) {
+    /// over the stored held-out sequences (one forward pass of the run's model). When the model is
+    /// nowhere to be found (and no `--model` was given), everything else is still shown and the
+    /// note says what the histogram needs.
+    func loadExtras(store: Store, info: RunInfo, side s: FeatureSide) throws -> (view: FeatureView, histogram: ActivationHistogram?, histogramNote: String?) {
         var cache: [Int: [Int32]] = [:]
         let view = try FeatureView.load(store: store, run: runID, side: s, index: index, vocabulary: try store.vocabulary(run: runID),
                                         window: window, top: 0, nHead: info.spec.nHead, hasPairMap: false, sequenceCache: &cache)
-        guard !noHistogram else { return (view, nil) }
-        let explored = try ExploredRun.open(store: store, run: runID, loadPairMap: false)
+        guard !noHistogram else { return (view, nil, nil) }
+        let explored: ExploredRun
+        do {
+            explored = try ExploredRun.open(store: store, run: runID, modelPath: model.model, loadPairMap: false)
+        } catch let missing as RunModel.Missing {
+            return (view, nil, missing.message)
+        }
         let codes = try explored.codes(of: try explored.heldOutSequences(store: store))
         let h = ActivationHistogram.perFeature(codes: s == .query ? codes.query : codes.key, width: s == .query ? info.spec.dQuery : info.spec.dKey)[index]
-        return (view, h)
+        return (view, h, nil)
     }
 
     /// The examples block and the histogram block of the table view.

@@ -38,11 +38,14 @@ struct HarvestCommand: ParsableCommand {
     var logits = false
     @Option(help: "Sequences per forward pass.")
     var batchSize: Int = 32
+    @Flag(help: "Replace --out even when it is not an earlier harvest (a directory, a store, another file).")
+    var force = false
 
     func run() throws {
         // Checked here rather than in validate(): a ValidationError would print usage lines too.
         let given = [!text.isEmpty, tokens != nil, corpus != nil].filter { $0 }.count
         guard given == 1 else { throw ModelError("give exactly one of --text, --tokens, --corpus") }
+        try HarvestWriter.outputTarget(out, force: force).check()   // before minutes of work, not after
         AllocatorTuning.reuseLargeBlocks()
         let m = try loadModel(path: model)
         let harvester = try Harvester(model: m, layer: layer, batchSize: batchSize)
@@ -50,7 +53,7 @@ struct HarvestCommand: ParsableCommand {
         let sequences = try input.sequences(for: m, context: context, maxSequences: maxSequences, bos: bos.map { $0 == .yes } ?? prependsBOSByDefault(m))
         // A live bar only on a terminal: piped stderr is reserved for the one-line error.
         let bar = isatty(2) != 0 ? ProgressBar("harvest", total: Double(sequences.count * sequences.context), unit: "tok") : nil
-        let s = try harvester.harvest(sequences, logits: logits, to: out) { done in
+        let s = try harvester.harvest(sequences, logits: logits, to: out, force: force) { done in
             bar?.update(Double(done * sequences.context))
         }
         bar?.finish()

@@ -13,9 +13,10 @@ struct MaskCommand: ParsableCommand {
     @Option(help: "Store file.") var store: String
     @Option(name: .customLong("run"), help: "Run id.") var runID: Int64
     @OptionGroup var mask: MaskArguments
+    @OptionGroup var model: RunModelArgument
 
     func run() throws {
-        let (db, options, model, plan) = try StoredRun.open(store: store, run: runID, update: { mask.apply(to: &$0) })
+        let (db, options, model, plan) = try StoredRun.open(store: store, run: runID, model: model.model, update: { mask.apply(to: &$0) })
         _ = try MaskStage.run(run: runID, options: options, model: model, plan: plan, store: db, observer: ProgressObserver())
         print("run \(runID): pair map written to \(store)")
     }
@@ -30,19 +31,21 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Store file.") var store: String
     @Option(name: .customLong("run"), help: "Run id.") var runID: Int64
     @Option(help: "Held-out sequences to evaluate on.") var sequences: Int?
+    @OptionGroup var model: RunModelArgument
 
     func run() throws {
-        let (db, options, model, plan) = try StoredRun.open(store: store, run: runID, update: { o in
+        let (db, options, model, plan) = try StoredRun.open(store: store, run: runID, model: model.model, update: { o in
             if let s = sequences { o.evalSequences = s }
         })
-        let report = try EvalStage.run(run: runID, options: options, model: model, plan: plan, store: db, observer: ProgressObserver())
-        print(Summary.evaluationTable(report))
+        let out = try EvalStage.run(run: runID, options: options, model: model, plan: plan, store: db, observer: ProgressObserver())
+        print(Summary.evaluationTable(out.report))
+        print(Summary.evaluationAdded(out.added, run: runID))
     }
 }
 
 /// Opens a trained run for a later stage: its stored config rebuilds the same model and data.
 enum StoredRun {
-    static func open(store: String, run: Int64, update: (inout PipelineOptions) -> Void) throws
+    static func open(store: String, run: Int64, model given: String?, update: (inout PipelineOptions) -> Void) throws
         -> (Store, PipelineOptions, any TransformerModel, CorpusPlan) {
         let db = try Store(path: store, mode: .readWrite)
         let info = try db.run(run)
@@ -52,7 +55,7 @@ enum StoredRun {
         var options = try PipelineOptions.from(json: info.spec.config)
         update(&options)
         try options.mask.validate()
-        let model = try loadModel(path: options.model)
+        let model = try RunModel.load(run: run, options: options, storePath: store, given: given)
         let plan = try CorpusPlan(options: options, model: model)
         return (db, options, model, plan)
     }

@@ -9,7 +9,9 @@ struct ReportCommand: ParsableCommand {
 
     @OptionGroup var location: StoreLocation
     @Option(name: .customLong("run"), help: "Run id (see `qkdb runs`).") var runID: Int64
-    @Option(help: "Output directory (replaced if it holds an earlier report).") var out: String
+    @Option(help: "Output directory (replaced if it holds an earlier report; anything else only with --force).") var out: String
+    @Flag(help: "Replace --out even when it is not an earlier report.") var force = false
+    @OptionGroup var model: RunModelArgument
     @Option(help: "Held-out sequences shown as pattern heatmaps.") var prompts: Int = 3
     @Option(help: "Positions of each heatmap prompt shown.") var heatmapTokens: Int = 32
 
@@ -23,7 +25,7 @@ struct ReportCommand: ParsableCommand {
         site.prompts = prompts; site.heatmapTokens = heatmapTokens
         let bar = FileHandle.standardError
         let started = Date()
-        let s = try site.write(store: store, run: runID, to: out) {
+        let s = try site.write(store: store, run: runID, to: out, force: force, modelPath: model.model) {
             bar.write(Data(String(format: "report: %6.1f s  %@…\n", Date().timeIntervalSince(started), $0).utf8))
         }
         print("wrote \(out)/index.html (\(s.featurePages) feature pages) in \(String(format: "%.1f", s.seconds)) s")

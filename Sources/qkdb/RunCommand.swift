@@ -45,6 +45,7 @@ struct RunCommand: ParsableCommand {
             let plan = try CorpusPlan(options: options, model: model)
             observer.stageFinished("prepare corpus", seconds: Date().timeIntervalSince(prepStart),
                                    summary: "\(plan.train.count) training and \(plan.heldOut.count) held-out sequences of \(plan.context) tokens")
+            try TrainStage.checkCheckpointPath(path + ".checkpoint.safetensors", force: false)
             try FileManager.default.createDirectory(at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
             let db = try Store(path: path, mode: .create)
             let cancel = CancellationFlag()
@@ -52,7 +53,7 @@ struct RunCommand: ParsableCommand {
             let trained = try TrainStage.run(options: options, model: model, plan: plan, store: db, name: name,
                                              observer: observer, cancel: cancel, checkpoint: path + ".checkpoint.safetensors")
             let pairs = try MaskStage.run(run: trained.run, options: options, model: model, plan: plan, store: db, observer: observer)
-            let report = try EvalStage.run(run: trained.run, options: options, model: model, plan: plan, store: db, observer: observer)
+            let report = try EvalStage.run(run: trained.run, options: options, model: model, plan: plan, store: db, observer: observer).report
 
             print("\nrun \(trained.run) (\(name)) in \(path)\n")
             if let m = trained.result.evaluation?.metrics {

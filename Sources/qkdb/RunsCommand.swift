@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QKStore
+import QKAnalysis
 
 /// `qkdb runs` — what is in a store: one line per run with its shape and pair-map facts.
 struct RunsCommand: ParsableCommand {
@@ -8,10 +9,12 @@ struct RunsCommand: ParsableCommand {
 
     @OptionGroup var location: StoreLocation
     @Option(help: "table, csv or json.") var format: StoreOutputFormat = .table
+    @Flag(help: "List every stored evaluation of every run (the figures elsewhere are the shown one's).") var evaluations = false
 
     func run() throws {
         let store = try Store(path: location.store)
         let runs = try store.runs()
+        if evaluations { return printOut(Self.evaluationTable(runs).render(format)) }
         var t = ResultTable(headers: ["id", "name", "kind", "status", "model", "architecture", "layer", "n_head", "n_kv_head", "d_head", "d_model",
                                       "d_query", "d_key", "pairs", "values", "max_abs_error", "created_at", "updated_at", "config", "metrics"])
         for r in runs {
@@ -28,5 +31,36 @@ struct RunsCommand: ParsableCommand {
             t = ResultTable(headers: keep.map { t.headers[$0] }, rows: t.rows.map { row in keep.map { row[$0] } })
         }
         printOut(t.render(format))
+    }
+
+    /// One row per evaluation record: when, on how much, and each patched pattern's metric and
+    /// recovered share; `shown` marks the record summaries and reports use.
+    static func evaluationTable(_ runs: [RunInfo]) -> ResultTable {
+        var records: [(run: Int64, number: Int, shown: Bool, record: [String: Any])] = []
+        var patterns: [String] = []
+        for r in runs {
+            let m = (try? JSONSerialization.jsonObject(with: Data(r.spec.metrics.utf8))) as? [String: Any] ?? [:]
+            let all = m["evaluations"] as? [[String: Any]] ?? ((m["eval"] as? [String: Any]).map { [$0] } ?? [])
+            let shown = EvaluationHistory.shownIndex(all)
+            for (i, e) in all.enumerated() {
+                records.append((r.id, i + 1, i == shown, e))
+                for x in e["results"] as? [[String: Any]] ?? [] { if let n = x["name"] as? String, !patterns.contains(n) { patterns.append(n) } }
+            }
+        }
+        var t = ResultTable(headers: ["run", "evaluation", "shown", "evaluated_at", "sequences", "tokens", "metric", "clean"]
+                            + patterns.flatMap { [$0, "\($0)_recovered"] })
+        for e in records {
+            let results = e.record["results"] as? [[String: Any]] ?? []
+            func number(_ v: Any?) -> ResultTable.Cell { (v as? NSNumber).map { .double($0.doubleValue) } ?? .null }
+            var row: [ResultTable.Cell] = [.int(Int(e.run)), .int(e.number), .text(e.shown ? "yes" : "no"), .init(e.record["evaluated_at"] as? String),
+                                           .init(e.record["sequences"] as? Int), .init(e.record["tokens"] as? Int),
+                                           .init(e.record["metricName"] as? String), number(e.record["clean"])]
+            for p in patterns {
+                let x = results.first { $0["name"] as? String == p }
+                row += [number(x?["metric"]), number(x?["recovered"])]
+            }
+            t.rows.append(row)
+        }
+        return t
     }
 }

@@ -21,16 +21,17 @@ struct SinksCommand: ParsableCommand {
     func run() throws {
         let store = try Store(path: location.store)
         let sinks = try store.sinks(run: runID, threshold: threshold, topQueries: top)
-        var t = ResultTable(headers: ["key_feature", "bos_fraction", "key_density", "total_importance", "head", "head_importance",
-                                      "query_feature", "importance", "query_density"])
+        var t = ResultTable(headers: ["key_feature", "bos_fraction", "key_density", "total_importance", "key_bias_importance", "head", "head_importance",
+                                      "head_key_bias_importance", "query_feature", "importance", "query_density"])
         for s in sinks {
-            let lead: [ResultTable.Cell] = [.int(s.keyFeature), .double(s.bosFraction), .init(s.density), .double(s.totalImportance)]
-            if s.heads.isEmpty { t.rows.append(lead + [.null, .null, .null, .null, .null]) }
+            let lead: [ResultTable.Cell] = [.int(s.keyFeature), .double(s.bosFraction), .init(s.density), .double(s.totalImportance), .double(s.keyBiasImportance)]
+            if s.heads.isEmpty { t.rows.append(lead + [.null, .null, .null, .null, .null, .null]) }
             for h in s.heads {
+                let head: [ResultTable.Cell] = [.int(h.head), .double(h.importance), .double(h.biasImportance)]
                 for q in h.queries {
-                    t.rows.append(lead + [.int(h.head), .double(h.importance), .int(q.queryFeature), .float(q.importance), .init(q.density)])
+                    t.rows.append(lead + head + [.int(q.queryFeature), .float(q.importance), .init(q.density)])
                 }
-                if h.queries.isEmpty { t.rows.append(lead + [.int(h.head), .double(h.importance), .null, .null, .null]) }
+                if h.queries.isEmpty { t.rows.append(lead + head + [.null, .null, .null]) }
             }
         }
         printOut(t.render(format))

@@ -75,6 +75,12 @@ struct ResultTable {
     }
 }
 
+/// `--model` of the commands that run a stored run's model.
+struct RunModelArgument: ParsableArguments {
+    @Option(help: "The run's model folder (or .gguf), when it is not where the run recorded it; must be the same model (checked by fingerprint).")
+    var model: String?
+}
+
 /// The options every store command shares.
 struct StoreLocation: ParsableArguments {
     @Option(name: .long, help: "The .qkdb store file.")

@@ -64,6 +64,14 @@ enum Summary {
         return table(rows)
     }
 
+    /// What `qkdb eval` added to the run's evaluation history, and which record summaries show.
+    static func evaluationAdded(_ a: EvaluationHistory.Added, run: Int64) -> String {
+        func seqs(_ n: Int?) -> String { n.map { "\($0) sequences" } ?? "sequences not recorded" }
+        var line = "run \(run): added evaluation \(a.number) of \(a.count) (\(seqs(a.sequences)))"
+        line += a.shown == a.number ? "; runs and report now show it" : "; runs and report still show evaluation \(a.shown) (\(seqs(a.shownSequences)), the most evaluated)"
+        return line
+    }
+
     static func timings(_ t: [(stage: String, seconds: Double)]) -> String {
         table([["stage", "seconds"]] + t.map { [$0.stage, f($0.seconds, 1)] } + [["total", f(t.reduce(0) { $0 + $1.seconds }, 1)]])
     }

@@ -29,6 +29,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Continue from this checkpoint (same options).")
     var resume: String?
 
+    @Flag(help: "Let Ctrl-C replace --checkpoint even when it is not an earlier checkpoint.")
+    var force = false
+
     func run() throws {
         let model = try loadModel(path: pipeline.model)
         let options = pipeline.options(layer: layer, model: model)
@@ -38,13 +41,15 @@ struct TrainCommand: ParsableCommand {
         }
         try options.validate()
         let plan = try CorpusPlan(options: options, model: model)
+        let checkpointPath = checkpoint ?? store + ".checkpoint.safetensors"
+        try TrainStage.checkCheckpointPath(checkpointPath, force: force)
         let db = try Store(path: store, mode: .create)
         let cancel = CancellationFlag()
         Interrupt.install { cancel.cancel() }
         let observer = ProgressObserver()
         let out = try TrainStage.run(options: options, model: model, plan: plan, store: db,
                                      name: name ?? RunNaming.name(model: options.model, layer: layer), observer: observer,
-                                     cancel: cancel, checkpoint: checkpoint ?? store + ".checkpoint.safetensors", resume: resume)
+                                     cancel: cancel, checkpoint: checkpointPath, resume: resume)
         print("run \(out.run) written to \(store)")
     }
 }

@@ -56,7 +56,7 @@ final class ExploreExplanationTests: XCTestCase {
         let key = Self.transcoder(dIn: c.dModel, dHidden: dHidden, dOut: c.nKVHead * c.dHead, seed: 2)
         let scorer = try Self.scorer(query: query, key: key, config: c, seed: 3)
         let explainer = try Explainer(model: model, layer: layer, query: query, key: key, scorer: scorer)
-        let tokens = explainer.tokens(for: text, bos: true)
+        let tokens = try explainer.tokens(for: text, bos: true)
         XCTAssertGreaterThan(tokens.count, 4, file: file, line: line)
         let capture = try model.capture(TokenBatch(sequences: [tokens]), layer: layer)
         let recon = TranscoderPatterns.reconstruct(capture, query: query, key: key, config: c)
@@ -78,7 +78,7 @@ final class ExploreExplanationTests: XCTestCase {
                     // The pruned map's score: kept pairs at their stored value (= decoder value × mask) + B.
                     let keptSum = s.pairs.reduce(0.0) { $0 + Double($1.queryActivation * $1.keyActivation * ($1.storedValue ?? 0)) }
                     if c.ropeTheta == nil {
-                        XCTAssertEqual(keptSum + Double(s.queryBias), Double(s.prunedScore), accuracy: tol, file: file, line: line)
+                        XCTAssertEqual(keptSum + Double(s.keyBias), Double(s.prunedScore), accuracy: tol, file: file, line: line)
                     }
                 }
                 // The true scores reproduce the model's own pattern row (so RoPE and the head mapping are right).
@@ -125,7 +125,7 @@ final class ExploreExplanationTests: XCTestCase {
         let explainer = try Explainer(model: model, layer: 0,
                                       query: Self.transcoder(dIn: c.dModel, dHidden: 8, dOut: c.nHead * c.dHead, seed: 1),
                                       key: Self.transcoder(dIn: c.dModel, dHidden: 8, dOut: c.nKVHead * c.dHead, seed: 2), scorer: nil)
-        let tokens = explainer.tokens(for: "hello there", bos: true)
+        let tokens = try explainer.tokens(for: "hello there", bos: true)
         XCTAssertThrowsError(try explainer.explain(tokens: tokens, head: c.nHead, dest: 0)) { XCTAssertTrue("\($0)".contains("head \(c.nHead)")) }
         XCTAssertThrowsError(try explainer.explain(tokens: tokens, head: 0, dest: tokens.count)) { XCTAssertTrue("\($0)".contains("position")) }
         let e = try explainer.explain(tokens: tokens, head: 0, dest: 1)

@@ -113,10 +113,10 @@ final class TokenizerTests: XCTestCase {
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: empty) }
         XCTAssertThrowsError(try loadTokenizer(modelDirectory: empty.path, architecture: .bert)) { error in
-            XCTAssertEqual("\(error)", "\(empty.path)/vocab.txt: missing (BERT WordPiece vocabulary)")
+            XCTAssertEqual("\(error)", "\(empty.path): no tokenizer files (a BERT model needs vocab.txt or tokenizer.json)")
         }
         XCTAssertThrowsError(try loadTokenizer(modelDirectory: empty.path, architecture: .gpt2)) { error in
-            XCTAssertTrue("\(error)".hasPrefix("\(empty.path): no tokenizer.json or vocab.json + merges.txt"), "\(error)")
+            XCTAssertTrue("\(error)".hasPrefix("\(empty.path): no tokenizer files (a byte-level BPE model needs tokenizer.json, or vocab.json + merges.txt)"), "\(error)")
         }
         XCTAssertThrowsError(try loadTokenizer(modelDirectory: empty.path + "/nope", architecture: .gpt2)) { error in
             XCTAssertEqual("\(error)", "\(empty.path)/nope: no such model directory")

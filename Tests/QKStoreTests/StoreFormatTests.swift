@@ -61,6 +61,7 @@ final class StoreFormatTests: XCTestCase {
                 DROP INDEX pair_chunks_zone;
                 CREATE INDEX pair_chunks_zone ON pair_chunks (run_id, ordering, head, last_lead, first_lead);
                 UPDATE meta SET value = '1' WHERE key = 'format_version';
+                DELETE FROM meta WHERE key LIKE 'manifest.%';
                 """)
             let rows = try Row.fetchAll(db, sql: "SELECT rowid, \(Store.chunkColumns) FROM pair_chunks")
             for row in rows {

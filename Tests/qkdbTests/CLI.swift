@@ -28,8 +28,14 @@ enum CLI {
 
     @discardableResult
     static func run(_ args: [String], cwd: URL? = nil, environment: [String: String]? = nil) throws -> Result {
+        let (status, o, e) = try execute(binary, args, cwd: cwd, environment: environment)
+        return Result(status: status, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    /// Runs a program to completion, capturing its status, stdout and stderr.
+    static func execute(_ executable: URL, _ args: [String], cwd: URL? = nil, environment: [String: String]? = nil) throws -> (Int32, Data, Data) {
         let p = Process()
-        p.executableURL = binary
+        p.executableURL = executable
         p.arguments = args
         if let cwd { p.currentDirectoryURL = cwd }
         if let environment { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
@@ -43,7 +49,7 @@ enum CLI {
         group.enter(); DispatchQueue.global().async { e = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
         group.wait()
         p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        return (p.terminationStatus, o, e)
     }
 
     /// Asserts a command failed cleanly: non-zero exit, one stderr line containing `fragment`.
@@ -53,6 +59,32 @@ enum CLI {
         XCTAssertEqual(r.errorLines.count, 1, "expected one error line, got: \(r.stderr)", file: file, line: line)
         XCTAssertTrue(r.stderr.contains(fragment), "stderr '\(r.stderr)' lacks '\(fragment)'", file: file, line: line)
         XCTAssertFalse(r.stderr.contains("Fatal error") || r.stderr.contains("Stack dump"), "crashed: \(r.stderr)", file: file, line: line)
+    }
+
+    /// Runs the python3 on PATH (as tools/test.sh sets it up) with `args`; skips the test when
+    /// there is none. Returns its status, stdout and stderr.
+    static func python(_ args: [String]) throws -> (status: Int32, stdout: Data, stderr: String) {
+        let dirs = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":")
+        guard let python = dirs.map({ "\($0)/python3" }).first(where: FileManager.default.isExecutableFile) else { throw XCTSkip("python3 is not installed") }
+        let (status, o, e) = try execute(URL(fileURLWithPath: python), args)
+        return (status, o, String(decoding: e, as: UTF8.self))
+    }
+
+    /// Runs SQL on a store file with Python's sqlite3 (how tests damage or edit a store).
+    static func sql(_ statements: String, on store: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try python(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()", store, statements])
+        XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
+    }
+
+    /// A store holding one imported run ("m": 2 heads, 10 × 10 features), made by `import-pairs`.
+    static func importedStore(in dir: URL, file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let map = StoreCommandTests.makeMap(nHead: 2, dQuery: 10, dKey: 10, every: 3)
+        let coo = dir.appendingPathComponent("coo.safetensors").path
+        try StoreCommandTests.write(map, to: coo)
+        let store = dir.appendingPathComponent("s.qkdb").path
+        let r = try run(["import-pairs", "--store", store, "--name", "m", "--coo", coo])
+        XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
+        return store
     }
 
     /// A fresh temporary directory, removed at the end of the test.

@@ -56,7 +56,7 @@ final class ExploreCommandTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         let j = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
         let trueScore = try XCTUnwrap(j["true_score"] as? Double)
-        let parts = ["pair_sum", "query_bias", "key_bias", "error"].compactMap { j[$0] as? Double }
+        let parts = ["pair_sum", "key_bias", "row_constant", "error"].compactMap { j[$0] as? Double }
         XCTAssertEqual(parts.count, 4)
         XCTAssertEqual(parts.reduce(0, +), trueScore, accuracy: 1e-3 * max(1, abs(trueScore)))
         // The planted pair dominates what the transcoders explain: the pair terms carry most of the
@@ -87,7 +87,7 @@ final class ExploreCommandTests: XCTestCase {
         // Table form, positions by index, all sources summarised.
         let t = try CLI.run(["explain", "--store", store, "--run", "1", "--text", "zzn zz zzg", "--head", "0", "--dest", "10"])
         XCTAssertEqual(t.status, 0, t.stderr)
-        for s in ["attention-weighted", "query-bias term", "error (true − reconstructed)", "attention row from 10:g", "positive pairs", "pair terms summed per feature"] {
+        for s in ["attention-weighted", "key-bias term B·a_K", "error (true − reconstructed)", "attention row from 10:g", "positive pairs", "pair terms summed per feature"] {
             XCTAssertTrue(t.stdout.contains(s), "missing \(s) in\n\(t.stdout)")
         }
     }
@@ -140,8 +140,142 @@ final class ExploreCommandTests: XCTestCase {
             if !acts.isEmpty { withExamples += 1 }
         }
         XCTAssertGreaterThan(withExamples, 0)
-        // A second export to the same directory refuses instead of mixing files.
-        try CLI.assertFails(["export", "--store", store, "--run", "1", "--what", "dashboard", "--out", out.path], mentioning: "already exists")
+        // A second export replaces the first whole (no mixing of files); a folder of someone
+        // else's files, a store or another file is refused and left as it was.
+        let again = try CLI.run(["export", "--store", store, "--run", "1", "--what", "dashboard", "--out", out.path])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        for victim in try OutputSafetyTests.victims(in: out.deletingLastPathComponent(), store: store) {
+            try OutputSafetyTests.assertRefusesToReplace(["export", "--store", store, "--run", "1", "--what", "dashboard", "--out"], victim)
+        }
+        try CLI.assertFails(["export", "--store", store, "--run", "1", "--what", "dashboard", "--out", "-"], mentioning: "only CSV")
+    }
+
+    /// A store copied elsewhere, its model moved: `--model` (checked by fingerprint) or the
+    /// fallbacks find it; `feature` without it still prints everything but the histogram; a
+    /// folder with other weights is refused in one line.
+    func testAMovedStoreFindsItsModelByFingerprint() throws {
+        let fm = FileManager.default
+        let dir = CLI.temporaryDirectory(self)
+        let share = dir.appendingPathComponent("share")
+        try fm.createDirectory(at: share, withIntermediateDirectories: true)
+        let store = share.appendingPathComponent("planted.qkdb").path
+        try fm.copyItem(atPath: try Self.store(), toPath: store)
+        // As if trained elsewhere with a relative path that does not resolve here (the edit drops the
+        // manifest, as a store from before manifests, which would otherwise refuse the edited row).
+        try CLI.sql("UPDATE runs SET config = json_set(config, '$.model', 'gone/planted_gpt2'); DELETE FROM meta WHERE key LIKE 'manifest.%';", on: store)
+        let source = CLI.root.appendingPathComponent("Tests/Fixtures/train/planted_gpt2")
+        let moved = dir.appendingPathComponent("elsewhere/planted_gpt2")
+        try fm.createDirectory(at: moved.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try fm.copyItem(at: source, to: moved)
+
+        let feature = ["feature", "--store", store, "--run", "1", "--side", "key", "--index", "0"]
+        let without = try CLI.run(feature, cwd: share)
+        XCTAssertEqual(without.status, 0, without.stderr)
+        XCTAssertTrue(without.stdout.contains("max-activating examples") && without.stdout.contains("strongest partners"), without.stdout)
+        XCTAssertTrue(without.stdout.contains("activation histogram: needs the run's model") && without.stdout.contains("--model"), without.stdout)
+        let with = try CLI.run(feature + ["--model", moved.path], cwd: share)
+        XCTAssertEqual(with.status, 0, with.stderr)
+        XCTAssertTrue(with.stdout.contains("activation histogram over"), with.stdout)
+        for args in [["explain", "--store", store, "--run", "1", "--text", "zzn zz zzg", "--head", "0", "--dest", "g"],
+                     ["export", "--store", store, "--run", "1", "--what", "dashboard", "--out", dir.appendingPathComponent("dash").path]] {
+            try CLI.assertFails(args, mentioning: "pass --model")
+            let r = try CLI.run(args + ["--model", moved.path], cwd: share)
+            XCTAssertEqual(r.status, 0, "\(args[0]): \(r.stderr)")
+        }
+        // The fallback models/NAME under the working directory.
+        try fm.createDirectory(at: share.appendingPathComponent("models"), withIntermediateDirectories: true)
+        try fm.copyItem(at: moved, to: share.appendingPathComponent("models/planted_gpt2"))
+        let found = try CLI.run(feature, cwd: share)
+        XCTAssertTrue(found.stdout.contains("activation histogram over"), found.stdout + found.stderr)
+        // Other weights in a folder of the same name: refused.
+        let other = dir.appendingPathComponent("other/planted_gpt2")
+        try fm.createDirectory(at: other.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try fm.copyItem(at: moved, to: other)
+        let weights = try FileHandle(forUpdating: other.appendingPathComponent("model.safetensors"))
+        try weights.seek(toOffset: try weights.seekToEnd() - 8)
+        try weights.write(contentsOf: Data([1, 2, 3, 4, 5, 6, 7, 8]))
+        try weights.close()
+        try CLI.assertFails(feature + ["--model", other.path], mentioning: "not the model run 1 was trained on")
+    }
+
+    /// A model folder without its tokenizer files, and an empty or blank prompt: one line each.
+    func testExplainNamesMissingTokenizerFilesAndRefusesBlankText() throws {
+        let store = try Self.store()
+        let model = CLI.temporaryDirectory(self).appendingPathComponent("planted_gpt2")
+        try FileManager.default.copyItem(at: CLI.root.appendingPathComponent("Tests/Fixtures/train/planted_gpt2"), to: model)
+        for name in try FileManager.default.contentsOfDirectory(atPath: model.path)
+        where ["tokenizer.json", "vocab.json", "merges.txt", "vocab.txt", "tokenizer_config.json"].contains(name) {
+            try FileManager.default.removeItem(at: model.appendingPathComponent(name))
+        }
+        let explain = ["explain", "--store", store, "--run", "1", "--head", "0", "--dest", "1"]
+        try CLI.assertFails(explain + ["--text", "hello world", "--model", model.path], mentioning: "no tokenizer files")
+        for blank in ["", "   ", "\n\t"] {
+            try CLI.assertFails(explain + ["--text", blank], mentioning: "--text is empty")
+        }
+    }
+
+    /// Edits to rows no chunk checksum covers — features, examples, vocabulary, a tensor's shape —
+    /// fail `verify` (the run's manifest), where they used to pass.
+    func testEditedCatalogRowsFailVerify() throws {
+        let trained = try Self.store()
+        for sql in ["UPDATE features SET density = 0.5 WHERE idx = 0 AND side = 'key';", "DELETE FROM examples WHERE rank = 0 AND feature = 0;",
+                    "UPDATE vocabulary SET token = 'x' WHERE id = 5;", "UPDATE tensors SET shape = '[32, 1, 64]' WHERE name = 'query.W_dec';"] {
+            let store = CLI.temporaryDirectory(self).appendingPathComponent("s.qkdb").path
+            try FileManager.default.copyItem(atPath: trained, toPath: store)
+            XCTAssertEqual(try CLI.run(["verify", "--store", store]).status, 0)
+            try CLI.sql(sql, on: store)
+            // The changed shape is also caught by the tensor's decode; either way, one line naming run 1.
+            try CLI.assertFails(["verify", "--store", store], mentioning: sql.contains("tensors") ? "of run 1" : "do not match its manifest")
+        }
+    }
+
+    /// `sinks --format csv` and the report's sinks table: the same features, order and totals
+    /// (the key-bias term included, and shown on its own).
+    func testReportSinksMatchTheSinksCommand() throws {
+        let store = try Self.store()
+        let out = CLI.temporaryDirectory(self).appendingPathComponent("report")
+        let csv = try CLI.run(["sinks", "--store", store, "--run", "1", "--format", "csv", "--threshold", "0.9"])
+        XCTAssertEqual(csv.status, 0, csv.stderr)
+        var fromCLI: [String] = []
+        for line in csv.stdout.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: ",", omittingEmptySubsequences: false)
+            let row = "k\(f[0]) \(f[3]) \(f[4])"
+            if fromCLI.last != row { fromCLI.append(row) }
+        }
+        let r = try CLI.run(["report", "--store", store, "--run", "1", "--out", out.path, "--prompts", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let html = try String(contentsOf: out.appendingPathComponent("sinks.html"), encoding: .utf8)
+        let pattern = try NSRegularExpression(pattern: #"<tr><td><a href="features/key-\d+\.html">(k\d+)</a></td><td class="num">[^<]*</td><td class="num">[^<]*</td><td class="num">([^<]*)</td><td class="num">([^<]*)</td>"#)
+        let fromReport = pattern.matches(in: html, range: NSRange(html.startIndex..., in: html)).map { m in
+            (1...3).map { String(html[Range(m.range(at: $0), in: html)!]) }.joined(separator: " ")
+        }
+        XCTAssertEqual(fromReport, fromCLI)
+        XCTAssertFalse(fromCLI.isEmpty, "the planted run has no sink to compare:\n\(csv.stdout)")
+    }
+
+    /// `report` and `export-dictionaries` leave a folder of someone's files, a store and another
+    /// file untouched; `--force` replaces a folder.
+    func testReportAndDictionaryExportRefuseWhatTheyDidNotWrite() throws {
+        let store = try Self.store()
+        let dir = CLI.temporaryDirectory(self)
+        let victims = try OutputSafetyTests.victims(in: dir, store: store)
+        for victim in victims {
+            try OutputSafetyTests.assertRefusesToReplace(["report", "--store", store, "--run", "1", "--out"], victim)
+        }
+        // export-dictionaries writes DIR/query and DIR/key: a foreign file in one is refused.
+        let sae = dir.appendingPathComponent("sae")
+        try FileManager.default.createDirectory(at: sae.appendingPathComponent("key"), withIntermediateDirectories: true)
+        try Data("mine".utf8).write(to: sae.appendingPathComponent("key/mine.txt"))
+        try OutputSafetyTests.assertRefusesToReplace(["export-dictionaries", "--store", store, "--run", "1", "--out"], sae.path)
+        try OutputSafetyTests.assertRefusesToReplace(["export-dictionaries", "--store", store, "--run", "1", "--out"], victims[2])
+        for _ in 0..<2 {   // the second time over its own earlier export
+            let r = try CLI.run(["export-dictionaries", "--store", store, "--run", "1", "--out", dir.appendingPathComponent("sae2").path])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        let forced = try CLI.run(["report", "--store", store, "--run", "1", "--out", victims[0], "--force", "--prompts", "1"])
+        XCTAssertEqual(forced.status, 0, forced.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: victims[0] + "/notes.txt"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: victims[0] + "/index.html"))
     }
 
     /// Renders the report in headless Chromium and checks the DOM against the store.

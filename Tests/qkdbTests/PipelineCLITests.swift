@@ -111,6 +111,23 @@ final class PipelineCLITests: XCTestCase {
         let resultsAfter = try XCTUnwrap((after["eval"] as? [String: Any])?["results"] as? NSArray)
         XCTAssertTrue(resultsAfter.isEqual(try XCTUnwrap(evalBefore["results"] as? NSArray)), "qkdb eval did not reproduce the evaluation")
         XCTAssertEqual(try runsJSON(store).first?["status"] as? String, "complete")
+
+        // A quicker evaluation is added to the history; the 4-sequence figures stay on display.
+        let quick = try CLI.run(["eval", "--store", store, "--run", "1", "--sequences", "2"])
+        XCTAssertEqual(quick.status, 0, quick.stderr)
+        XCTAssertTrue(quick.stdout.contains("run 1: added evaluation 3 of 3 (2 sequences); runs and report still show evaluation 2 (4 sequences"), quick.stdout)
+        let history = try XCTUnwrap(try runsJSON(store).first?["metrics"] as? [String: Any])
+        let shown = try XCTUnwrap(history["eval"] as? [String: Any])
+        XCTAssertEqual(shown["sequences"] as? Int, 4)
+        XCTAssertTrue(try XCTUnwrap(shown["results"] as? NSArray).isEqual(try XCTUnwrap(evalBefore["results"] as? NSArray)))
+        let records = try XCTUnwrap(history["evaluations"] as? [[String: Any]])
+        XCTAssertEqual(records.map { $0["sequences"] as? Int }, [4, 4, 2])
+        let listed = try CLI.run(["runs", "--store", store, "--evaluations", "--format", "csv"])
+        XCTAssertEqual(listed.status, 0, listed.stderr)
+        let lines = listed.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.count, 4, listed.stdout)
+        XCTAssertTrue(lines[0].hasPrefix("run,evaluation,shown,evaluated_at,sequences,tokens,metric,clean,"), listed.stdout)
+        XCTAssertEqual(lines.map { $0.split(separator: ",", omittingEmptySubsequences: false)[2] }, ["shown", "no", "yes", "no"])
     }
 
     /// `--no-first-position-feature`: step 1 without it, and nothing recorded for it.

@@ -113,10 +113,10 @@ final class StoreCommandTests: XCTestCase {
         let sinks = try CLI.run(["sinks", "--store", store, "--run", "1", "--top", "1", "--format", "csv"])
         XCTAssertEqual(sinks.status, 0, sinks.stderr)
         let lines = sinks.stdout.split(separator: "\n")
-        XCTAssertEqual(lines[0], "key_feature,bos_fraction,key_density,total_importance,head,head_importance,query_feature,importance,query_density")
+        XCTAssertEqual(lines[0], "key_feature,bos_fraction,key_density,total_importance,key_bias_importance,head,head_importance,head_key_bias_importance,query_feature,importance,query_density")
         for h in 0..<3 {
             guard let top = Self.expected(map, side: "key", feature: 3, head: h, top: 1).first else { continue }
-            XCTAssertTrue(lines.contains { $0.hasPrefix("3,0.97,0.2,") && $0.contains(",\(h),") && $0.split(separator: ",")[6] == "\(Int(top[1]))" })
+            XCTAssertTrue(lines.contains { $0.hasPrefix("3,0.97,0.2,") && $0.contains(",\(h),") && $0.split(separator: ",")[8] == "\(Int(top[1]))" })
         }
         let fe = dir.appendingPathComponent("features.csv").path
         XCTAssertEqual(try CLI.run(["export", "--store", store, "--run", "1", "--what", "features", "--out", fe]).status, 0)

@@ -10,6 +10,8 @@ cd "$(dirname "$0")/../.."
   echo 'enum StoreSchema {'
   echo '    /// The format version this build writes and the newest it reads (also inserted by the SQL).'
   echo '    static let formatVersion = 2'
+  echo '    /// Every table and index the schema creates (verify checks none is missing).'
+  echo "    static let objectNames: Set<String> = [$(grep -oE '^CREATE (TABLE|INDEX) [a-z_]+' schema/store.sql | awk '{print "\""$3"\""}' | paste -sd, - | sed 's/,/, /g')]"
   echo '    /// The exact text of `schema/store.sql`.'
   echo '    static let sql = #"""'
   cat schema/store.sql

@@ -14,20 +14,14 @@ public enum DashboardExport {
     }
 
     /// Writes `<out>/<side>/<index>.json` for every feature with statistics, plus `<out>/index.json`;
-    /// atomically (a temporary directory renamed into place). Returns the number of features written.
-    public static func write(store: Store, explored: ExploredRun, to out: String, options: Options = Options()) throws -> Int {
-        let fm = FileManager.default
-        let outURL = URL(fileURLWithPath: out)
-        if fm.fileExists(atPath: out) { throw PipelineError("export: \(out) already exists; choose a new directory") }
-        let tmp = outURL.deletingLastPathComponent().appendingPathComponent(".\(outURL.lastPathComponent).tmp-\(getpid())")
-        try? fm.removeItem(at: tmp)
-        do {
-            let n = try writeAll(store: store, explored: explored, dir: tmp, options: options)
-            try fm.moveItem(at: tmp, to: outURL)
-            return n
-        } catch {
-            try? fm.removeItem(at: tmp)
-            throw error
+    /// atomically (a temporary directory renamed into place), replacing only an earlier dashboard export
+    /// unless `force`. Returns the number of features written.
+    public static func write(store: Store, explored: ExploredRun, to out: String, force: Bool = false, options: Options = Options()) throws -> Int {
+        let target = OutputTarget(path: out, shape: .directory, what: "dashboard export", force: force) {
+            OutputTarget.isMarked($0, what: "dashboard export")
+        }
+        return try target.writeDirectory { tmp in
+            try writeAll(store: store, explored: explored, dir: tmp, options: options)
         }
     }
 

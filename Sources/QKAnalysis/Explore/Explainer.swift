@@ -27,10 +27,16 @@ public struct Explainer: Sendable {
     }
 
     /// The model's input for a prompt: the same start/end tokens the run's sequences have.
-    public func tokens(for text: String, bos: Bool) -> [Int32] {
+    /// Refuses an empty or whitespace-only prompt (it would explain nothing but [CLS]/[SEP] or
+    /// BOS) and a model folder without its tokenizer files (naming them), each in one line.
+    public func tokens(for text: String, bos: Bool) throws -> [Int32] {
+        guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw PipelineError("--text is empty: give the prompt to explain")
+        }
         let c = model.config
-        let rule = PackingRule.forModel(c, tokenizer: model.tokenizer, context: Int.max, bos: bos)
-        return rule.single(model.tokenizer.encode(text), architecture: c.architecture)
+        let tokenizer = try model.requireTokenizer()
+        let rule = PackingRule.forModel(c, tokenizer: tokenizer, context: Int.max, bos: bos)
+        return rule.single(tokenizer.encode(text), architecture: c.architecture)
     }
 
     /// Explains head `head` from destination `dest` to every allowed source.
@@ -89,12 +95,12 @@ public struct Explainer: Sendable {
             let kBias = rotated(Array(key.bDec.data[(g * dh)..<((g + 1) * dh)]), at: s)
             let kRow = aK.row(s)
             var pairs: [PairContribution] = []
-            var queryBias: Float = 0
+            var keyBiasTerm: Float = 0
             var kHat = kBias
             for (j, b) in zip(kRow.indices, kRow.values) {
                 let kv = rotated(slice(key.wDec, row: Int(j), offset: g * dh), at: s)
                 for e in 0..<dh { kHat[e] += b * kv[e] }
-                queryBias += b * dot(qBias, kv) * scale
+                keyBiasTerm += b * dot(qBias, kv) * scale
                 for (n, i) in qFeatures.enumerated() {
                     let v = qActs[n] * b * dot(qVectors[n], kv) * scale
                     pairs.append(PairContribution(queryFeature: Int(i), keyFeature: Int(j), queryActivation: qActs[n], keyActivation: b,
@@ -105,7 +111,7 @@ public struct Explainer: Sendable {
             explanations.append(ScoreExplanation(dest: dest, src: s, trueScore: dot(qTrue, kTrue) * scale,
                                                  reconstructedScore: dot(qHat, kHat) * scale,
                                                  prunedScore: prunedRow.isEmpty ? .nan : prunedRow[s],
-                                                 queryBias: queryBias, keyBias: dot(qHat, kBias) * scale, pairs: pairs))
+                                                 keyBias: keyBiasTerm, rowConstant: dot(qHat, kBias) * scale, pairs: pairs))
         }
         let truePattern = Array(capture.pattern.data[((head * t + dest) * t)..<((head * t + dest + 1) * t)])
         var recon = [Float](repeating: 0, count: t), pruned = [Float](repeating: 0, count: t)

@@ -14,17 +14,18 @@ public struct ExploredRun: Sendable {
     public let model: any TransformerModel
     public let explainer: Explainer
 
+    /// - Parameter modelPath: `--model`, else the run's model is looked for (`RunModel.locate`).
     /// - Parameter loadPairMap: false when only the model and transcoders are needed (histograms).
     /// - Parameter visitPairs: sees every stored pair during the one pass that builds the scorer
     ///   (the report gathers its top lists there instead of reading millions of pairs twice).
-    public static func open(store: Store, run: Int64, model loaded: (any TransformerModel)? = nil,
+    public static func open(store: Store, run: Int64, model loaded: (any TransformerModel)? = nil, modelPath: String? = nil,
                             loadPairMap: Bool = true, visitPairs: ((PairRow) -> Void)? = nil) throws -> ExploredRun {
         let info = try store.run(run)
         guard info.spec.kind == .trained else {
             throw PipelineError("run \(run) is \(info.spec.kind.rawValue), not trained by qkdb: it has no dictionaries to explore")
         }
         let options = try PipelineOptions.from(json: info.spec.config)
-        let model = try loaded ?? loadModel(path: options.model)
+        let model = try loaded ?? RunModel.load(run: run, options: options, storePath: store.path, given: modelPath)
         let (query, key) = try MaskStage.loadTranscoders(run: run, options: options, store: store)
         var scorer: PairMapScorer? = nil
         if info.pairMap != nil, loadPairMap {

@@ -22,30 +22,21 @@ public struct ReportSite {
 
     /// Opens the run (model, transcoders, the pair map in one pass that also gathers the report's
     /// top lists) and writes the site to `out`.
-    public func write(store: Store, run: Int64, to out: String, progress: ((String) -> Void)? = nil) throws -> Summary {
+    public func write(store: Store, run: Int64, to out: String, force: Bool = false, modelPath: String? = nil, progress: ((String) -> Void)? = nil) throws -> Summary {
         let started = Date()
-        let fm = FileManager.default
-        let outURL = URL(fileURLWithPath: out)
         // Replace only an earlier report (or an empty directory), never someone's other files.
-        if fm.fileExists(atPath: out) {
-            guard fm.fileExists(atPath: outURL.appendingPathComponent("index.html").path) || ((try? fm.contentsOfDirectory(atPath: out))?.isEmpty ?? false) else {
-                throw PipelineError("report: \(out) exists and is not a qkdb report; refusing to replace it")
-            }
+        let target = OutputTarget(path: out, shape: .directory, what: "report", force: force) { dir in
+            // Reports written before the marker existed: index.html, style.css and features/.
+            OutputTarget.isMarked(dir, what: "report")
+                || ["index.html", "style.css", "features"].allSatisfy { FileManager.default.fileExists(atPath: dir + "/" + $0) }
         }
-        let tmp = outURL.deletingLastPathComponent().appendingPathComponent(".\(outURL.lastPathComponent).tmp-\(getpid())")
-        try? fm.removeItem(at: tmp)
-        do {
-            try fm.createDirectory(at: tmp.appendingPathComponent("features"), withIntermediateDirectories: true)
+        return try target.writeDirectory { tmp in
+            try FileManager.default.createDirectory(at: tmp.appendingPathComponent("features"), withIntermediateDirectories: true)
             progress?("model, transcoders and pair map")
             var tops = PairTops(nHead: try store.run(run).spec.nHead, perHead: pairsPerHead, perFeature: partnersPerHead)
-            let explored = try ExploredRun.open(store: store, run: run, visitPairs: { tops.add($0) })
+            let explored = try ExploredRun.open(store: store, run: run, modelPath: modelPath, visitPairs: { tops.add($0) })
             let pages = try writeAll(store: store, explored: explored, tops: tops, dir: tmp, progress: progress)
-            if fm.fileExists(atPath: out) { try fm.removeItem(at: outURL) }
-            try fm.moveItem(at: tmp, to: outURL)
             return Summary(featurePages: pages, seconds: Date().timeIntervalSince(started))
-        } catch {
-            try? fm.removeItem(at: tmp)
-            throw error
         }
     }
 
@@ -74,17 +65,9 @@ public struct ReportSite {
         let qPartners = tops.queryPartners.mapValues { $0.flatMap(\.sorted) }
         let kPartners = tops.keyPartners.mapValues { $0.flatMap(\.sorted) }
         try put("heads.html", HTML.page(title: "heads", root: "", body: headsBody(perHead, hasMap: info.pairMap != nil)))
-        // Sinks as `qkdb sinks` ranks them (bos_fraction ≥ 0.9, by the importance their pairs carry),
-        // from the totals gathered in the pair pass rather than a second read of the map.
-        var sinks: [ReportSink] = []
-        for f in try store.features(run: run, side: .key) {
-            guard let bos = f.bosFraction, bos >= 0.9, let totals = tops.keyImportance[f.index] else { continue }
-            let heads = (0..<cfg.nHead).filter { totals[$0] > 0 }.map { h in
-                (head: h, importance: totals[h], queries: (tops.keyPartners[f.index]?[h].sorted ?? []).map(\.queryFeature))
-            }
-            sinks.append(ReportSink(keyFeature: f.index, bosFraction: bos, density: f.density, totalImportance: totals.reduce(0, +), heads: heads))
-        }
-        sinks.sort { ($0.totalImportance, -$0.keyFeature) > ($1.totalImportance, -$1.keyFeature) }
+        // The sinks `qkdb sinks` lists, from the same ranking (`Store.sinks`: pairs' importance plus
+        // the key-bias term's), so the two never disagree.
+        let sinks = info.pairMap?.columns.contains(.importance) == true ? try store.sinks(run: run, threshold: 0.9, topQueries: 3) : []
         try put("sinks.html", HTML.page(title: "sinks", root: "", body: sinksBody(sinks)))
 
         progress?("feature pages")
@@ -238,15 +221,17 @@ public struct ReportSite {
         return body
     }
 
-    func sinksBody(_ sinks: [ReportSink]) -> String {
-        var body = "<h1>Sink features</h1><p>Key features firing mostly on BOS/[CLS] that carry much attention importance.</p>"
+    func sinksBody(_ sinks: [SinkFeature]) -> String {
+        var body = "<h1>Sink features</h1><p>Key features firing mostly on BOS/[CLS] (bos fraction ≥ 0.9), ranked as <code>qkdb sinks</code> "
+        body += "ranks them: by the attention importance they carry, their pairs' plus the key-bias term B·a<sub>K</sub>'s (shown on its own).</p>"
         guard !sinks.isEmpty else { return body + "<p>No sink features found.</p>" }
-        body += "<table><tr><th>key feature</th><th>bos fraction</th><th>density</th><th>total importance</th><th>strongest heads: top query features</th></tr>"
+        body += "<table id=\"sinks\"><tr><th>key feature</th><th>bos fraction</th><th>density</th><th>total importance</th><th>key-bias importance</th><th>strongest heads: top query features</th></tr>"
         for s in sinks {
             body += "<tr><td><a href=\"features/key-\(s.keyFeature).html\">k\(s.keyFeature)</a></td><td class=\"num\">\(NumberText.double(s.bosFraction))</td>"
             body += "<td class=\"num\">\(s.density.map(NumberText.double) ?? "")</td><td class=\"num\">\(NumberText.double(s.totalImportance))</td>"
+            body += "<td class=\"num\">\(NumberText.double(s.keyBiasImportance))</td>"
             let strongest = s.heads.sorted { $0.importance > $1.importance }.prefix(4)
-            body += "<td>" + strongest.map { h in "\(h.head): " + h.queries.prefix(3).map { "<a href=\"features/query-\($0).html\">q\($0)</a>" }.joined(separator: " ") }.joined(separator: "; ") + "</td></tr>"
+            body += "<td>" + strongest.map { h in "\(h.head): " + h.queries.prefix(3).map { "<a href=\"features/query-\($0.queryFeature).html\">q\($0.queryFeature)</a>" }.joined(separator: " ") }.joined(separator: "; ") + "</td></tr>"
         }
         return body + "</table>"
     }
@@ -347,8 +332,6 @@ struct PairTops {
     var heads: [TopPairs]
     var queryPartners: [Int: [TopPairs]] = [:]
     var keyPartners: [Int: [TopPairs]] = [:]
-    /// Σ importance of the pairs into each key feature, per head (for the sinks table).
-    var keyImportance: [Int: [Double]] = [:]
     let nHead: Int, perFeature: Int
 
     init(nHead: Int, perHead: Int, perFeature: Int) {
@@ -361,15 +344,6 @@ struct PairTops {
         heads[r.head].add(r)
         queryPartners[r.queryFeature, default: [TopPairs](repeating: TopPairs(k: perFeature), count: nHead)][r.head].add(r)
         keyPartners[r.keyFeature, default: [TopPairs](repeating: TopPairs(k: perFeature), count: nHead)][r.head].add(r)
-        keyImportance[r.keyFeature, default: [Double](repeating: 0, count: nHead)][r.head] += Double(r.importance ?? 0)
     }
 }
 
-/// One row of the report's sinks table.
-struct ReportSink {
-    var keyFeature: Int
-    var bosFraction: Double
-    var density: Double?
-    var totalImportance: Double
-    var heads: [(head: Int, importance: Double, queries: [Int])]
-}

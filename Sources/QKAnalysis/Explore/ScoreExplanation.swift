@@ -19,11 +19,11 @@ public struct PairContribution: Sendable, Equatable {
 
 /// The attention score of one head from destination p to source s, split exactly:
 ///
-///     true = Σ_pairs contribution + queryBias + keyBias + error
+///     true = Σ_pairs contribution + keyBias + rowConstant + error
 ///
 /// - pair terms use the transcoders' decoder rows (exact, whatever the pruned map kept);
-/// - `queryBias` = Σ_j aK_j(s)·<b_decQ, W_decK[j]> (step 2's B term; it varies along s);
-/// - `keyBias` = <q̂(p), b_decK> (constant along s without RoPE, so it cancels in the softmax);
+/// - `keyBias` = Σ_j aK_j(s)·<b_decQ, W_decK[j]> (step 2's B term; it varies along s);
+/// - `rowConstant` = <q̂(p), b_decK> (constant along s without RoPE, so it cancels in the softmax);
 /// - `error` = true score − reconstructed score <q̂(p), k̂(s)>/sqrt(d_head).
 public struct ScoreExplanation: Sendable {
     public var dest: Int
@@ -32,13 +32,13 @@ public struct ScoreExplanation: Sendable {
     public var reconstructedScore: Float
     /// The pruned map's score (step 2: pairs kept × mask, plus B).
     public var prunedScore: Float
-    public var queryBias: Float
     public var keyBias: Float
+    public var rowConstant: Float
     /// Every co-active pair, strongest |contribution| first.
     public var pairs: [PairContribution]
     public var error: Float { trueScore - reconstructedScore }
-    /// Σ pairs + queryBias + keyBias, accumulated in Double (equals `reconstructedScore` up to rounding).
-    public var termSum: Double { pairs.reduce(0.0) { $0 + Double($1.contribution) } + Double(queryBias) + Double(keyBias) }
+    /// Σ pairs + keyBias + rowConstant, accumulated in Double (equals `reconstructedScore` up to rounding).
+    public var termSum: Double { pairs.reduce(0.0) { $0 + Double($1.contribution) } + Double(keyBias) + Double(rowConstant) }
 
     /// The pair terms summed per query feature (or per key feature), strongest |sum| first: robust
     /// to a dictionary splitting one direction over several features on the other side.
@@ -69,11 +69,11 @@ public struct PromptExplanation: Sendable {
     /// terms (weights: the true pattern), for a summary when no single source is asked about.
     public func weightedSummary() -> ScoreExplanation {
         var pairs: [Int64: PairContribution] = [:]
-        var t: Double = 0, r: Double = 0, pr: Double = 0, qb: Double = 0, kb: Double = 0
+        var t: Double = 0, r: Double = 0, pr: Double = 0, kbias: Double = 0, rc: Double = 0
         for e in scores {
             let w = Double(truePattern[e.src])
             t += w * Double(e.trueScore); r += w * Double(e.reconstructedScore); pr += w * Double(e.prunedScore)
-            qb += w * Double(e.queryBias); kb += w * Double(e.keyBias)
+            kbias += w * Double(e.keyBias); rc += w * Double(e.rowConstant)
             for p in e.pairs {
                 let key = Int64(p.queryFeature) << 32 | Int64(p.keyFeature)
                 var acc = pairs[key] ?? PairContribution(queryFeature: p.queryFeature, keyFeature: p.keyFeature,
@@ -85,6 +85,6 @@ public struct PromptExplanation: Sendable {
         }
         let sorted = pairs.values.sorted { (abs($0.contribution), -$0.queryFeature, -$0.keyFeature) > (abs($1.contribution), -$1.queryFeature, -$1.keyFeature) }
         return ScoreExplanation(dest: dest, src: -1, trueScore: Float(t), reconstructedScore: Float(r), prunedScore: Float(pr),
-                                queryBias: Float(qb), keyBias: Float(kb), pairs: sorted)
+                                keyBias: Float(kbias), rowConstant: Float(rc), pairs: sorted)
     }
 }

@@ -5,10 +5,17 @@ import QKTrain
 import QKStore
 
 /// Evaluation as a pipeline stage: patches the true, reconstructed, pruned-map, uniform and zero
-/// patterns into layer L over held-out sequences and stores the figures as run metrics.
+/// patterns into layer L over held-out sequences and adds the figures to the run's evaluation
+/// history (see `EvaluationHistory`; earlier evaluations are kept).
 public enum EvalStage {
+    public struct Output {
+        public var report: PatchEvaluator.Report
+        /// Where the new record went in the run's history, and which record the summaries show.
+        public var added: EvaluationHistory.Added
+    }
+
     public static func run(run: Int64, options o: PipelineOptions, model: any TransformerModel, plan: CorpusPlan,
-                           store: Store, observer: PipelineObserver) throws -> PatchEvaluator.Report {
+                           store: Store, observer: PipelineObserver) throws -> Output {
         let (query, key) = try MaskStage.loadTranscoders(run: run, options: o, store: store)
         let cfg = model.config
         let info = try store.run(run)
@@ -37,14 +44,18 @@ public enum EvalStage {
         let seconds = Date().timeIntervalSince(started)
         var eval = try jsonObject(report) as? [String: Any] ?? [:]
         eval["seconds"] = seconds
-        try store.stage {
-            try store.mergeMetrics(run: run, try jsonText(["eval": eval]))
+        eval["sequences"] = evalSet.count
+        eval["evaluated_at"] = ISO8601DateFormatter().string(from: Date())
+        let added = try store.stage {
+            let (patch, added) = try EvaluationHistory.adding(eval, to: try store.run(run).spec.metrics)
+            try store.mergeMetrics(run: run, patch)
             try store.setStatus(run: run, "complete")
+            return added
         }
         let summary = report.results.filter { ["reconstruction", "pruned_map", "zero"].contains($0.name) }
             .map { String(format: "%@ %.4f (recovered %.3f)", $0.name, $0.metric, $0.recovered) }.joined(separator: "  ")
         observer.stageFinished("evaluate: patch patterns", seconds: seconds, summary: "\(report.metricName): clean \(String(format: "%.4f", report.clean))  " + summary)
-        return report
+        return Output(report: report, added: added)
     }
 
     /// The stored pair map and key-bias term as a scorer.

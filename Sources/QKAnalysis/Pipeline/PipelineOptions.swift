@@ -7,6 +7,9 @@ import QKTrain
 public struct PipelineOptions: Codable, Sendable, Equatable {
     /// Model directory (HF config.json + safetensors) or `.gguf` file.
     public var model: String
+    /// The model's content when the run was trained (`ModelFingerprint`), so a later command can
+    /// find the model elsewhere and refuse a different one (`RunModel`); nil in older runs.
+    public var modelFingerprint: String? = nil
     public var layer: Int
     /// A `.txt`/`.jsonl` file or directory of them, packed into `context`-token sequences.
     public var corpus: String?

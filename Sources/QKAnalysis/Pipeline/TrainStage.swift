@@ -12,6 +12,14 @@ public enum TrainStage {
         public var result: TrainingResult
     }
 
+    /// Refuses (one line) a checkpoint path holding anything but an earlier qkdb checkpoint, unless
+    /// `force`: Ctrl-C would replace it. Commands call this before they create or touch the store.
+    public static func checkCheckpointPath(_ path: String, force: Bool) throws {
+        try OutputTarget(path: path, shape: .file, what: "checkpoint", force: force) {
+            OutputTarget.isSafeTensors($0, formatPrefix: "qkdb-step1-checkpoint")
+        }.check()
+    }
+
     public static func run(options o: PipelineOptions, model: any TransformerModel, plan: CorpusPlan,
                            store: Store, name: String, observer: PipelineObserver,
                            cancel: CancellationFlag? = nil, checkpoint: String? = nil, resume: String? = nil) throws -> Output {
@@ -63,10 +71,12 @@ public enum TrainStage {
                                       "lambda_query": Double(result.lambdaQuery), "lambda_key": Double(result.lambdaKey)]
         if let m = result.evaluation?.metrics { metrics["step1"] = try jsonObject(m) }
         if let frontier { metrics["sparsity_sweep"] = try jsonObject(frontier) }
+        var recorded = o
+        recorded.modelFingerprint = try ModelFingerprint.of(path: o.model)
         let spec = RunSpec(name: name, kind: .trained, model: model.source, architecture: cfg.architecture.rawValue,
                            layer: o.layer, nHead: cfg.nHead, nKVHead: cfg.nKVHead, dHead: cfg.dHead, dModel: cfg.dModel,
                            dQuery: result.query.dHidden, dKey: result.key.dHidden,
-                           config: o.json(), metrics: try jsonText(metrics), status: "trained")
+                           config: recorded.json(), metrics: try jsonText(metrics), status: "trained")
         // One transaction: the run appears with its dictionaries, or not at all.
         let run = try store.stage { () -> Int64 in
             let run = try store.createRun(spec)

@@ -36,7 +36,7 @@ public final class BertModel: CapturingTransformer, @unchecked Sendable {
         let nLayer = try c.int("num_hidden_layers"), vocab = try c.int("vocab_size")
         let nPos = try c.int("max_position_embeddings"), inner = try c.int("intermediate_size")
         let typeVocab = try c.int("type_vocab_size", default: 2)
-        let eps = try c.float("layer_norm_eps", default: 1e-12)
+        let eps = try c.positive("layer_norm_eps", default: 1e-12)
         guard d % nHead == 0 else { throw ModelError("\(c.path): hidden_size \(d) is not divisible by num_attention_heads \(nHead)") }
         let activationName = try c.string("hidden_act", default: "gelu")
         guard let a = Activation(huggingFaceName: activationName) else {
@@ -49,6 +49,7 @@ public final class BertModel: CapturingTransformer, @unchecked Sendable {
         }
 
         let w = try WeightReader(directory: directory, prefixes: ["bert.", ""], probe: "embeddings.word_embeddings.weight")
+        try ConfigChecks.layers(nLayer, "num_hidden_layers", tensors: w.tensorCount, source: c.path)
         wordEmbedding = try w.tensor("embeddings.word_embeddings.weight", shape: [vocab, d])
         positionEmbedding = try w.tensor("embeddings.position_embeddings.weight", shape: [nPos, d])
         tokenType0 = Array(try w.tensor("embeddings.token_type_embeddings.weight", shape: [typeVocab, d]).data.prefix(d))

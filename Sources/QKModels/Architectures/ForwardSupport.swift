@@ -91,6 +91,26 @@ extension TransformerModel {
     }
 }
 
+/// Range checks every config reader applies (config.json and GGUF metadata alike), so a hostile
+/// or mistyped value is one clear line at load instead of NaNs, a trap or a huge allocation.
+enum ConfigChecks {
+    /// A finite value > 0 (epsilons, RoPE bases); `found` is what the file said, for the message.
+    static func positive(_ value: Float?, _ key: String, source: String, found: Any) throws -> Float {
+        guard let value, value.isFinite, value > 0 else {
+            throw ModelError("\(source): '\(key)' must be a finite number > 0, found \(JSONNumber.quoted(found))")
+        }
+        return value
+    }
+
+    /// Every layer has weight tensors, so a layer count above the tensors present is corrupt; it is
+    /// checked before anything is allocated per layer (10^9 layers would reserve ~144 GB up front).
+    static func layers(_ n: Int, _ key: String, tensors: Int, source: String) throws {
+        guard n >= 1, n <= tensors else {
+            throw ModelError("\(source): '\(key)' says \(n) layers, but the weights hold only \(tensors) tensors")
+        }
+    }
+}
+
 /// Loads a directory's tokenizer, keeping the failure instead of failing the model load.
 func tokenizerOrUnavailable(directory: String, architecture: Architecture, vocabSize: Int) -> any Tokenizer {
     do { return try loadTokenizer(modelDirectory: directory, architecture: architecture) } catch {

@@ -39,7 +39,7 @@ public final class GPT2Model: CapturingTransformer, @unchecked Sendable {
         let nLayer = try c.int("n_layer", "num_hidden_layers"), vocab = try c.int("vocab_size")
         let nPos = try c.int("n_positions", "n_ctx", "max_position_embeddings")
         let inner = try c.int("n_inner", default: 4 * d)
-        let eps = try c.float("layer_norm_epsilon", default: 1e-5)
+        let eps = try c.positive("layer_norm_epsilon", default: 1e-5)
         guard d % nHead == 0 else { throw ModelError("\(c.path): n_embd \(d) is not divisible by n_head \(nHead)") }
         let activationName = try c.string("activation_function", default: "gelu_new")
         guard let a = Activation(huggingFaceName: activationName) else {
@@ -50,6 +50,7 @@ public final class GPT2Model: CapturingTransformer, @unchecked Sendable {
         scaleWeights = c.bool("scale_attn_weights", default: true)
 
         let w = try WeightReader(directory: directory, prefixes: ["transformer.", ""], probe: "wte.weight")
+        try ConfigChecks.layers(nLayer, "n_layer", tensors: w.tensorCount, source: c.path)
         tokenEmbedding = try w.tensor("wte.weight", shape: [vocab, d])
         positionEmbedding = try w.tensor("wpe.weight", shape: [nPos, d])
         if w.contains("lm_head.weight") {

@@ -24,20 +24,20 @@ struct HFConfig {
     func int(_ keys: String..., default fallback: Int? = nil) throws -> Int {
         for key in keys {
             guard let raw = values[key], !(raw is NSNull) else { continue }
-            guard let n = raw as? NSNumber, n.doubleValue == n.doubleValue.rounded(), n.doubleValue >= 1,
-                  n.doubleValue < 1e12 else {
-                throw ModelError("\(path): '\(key)' must be a positive integer, found \(raw)")
+            // `true` is not 1 here, nor is 2^64 + 1 (which Foundation would wrap to 1).
+            guard let n = JSONNumber.exactInt(raw), n >= 1, n < 1_000_000_000_000 else {
+                throw ModelError("\(path): '\(key)' must be a positive integer, found \(JSONNumber.quoted(raw))")
             }
-            return n.intValue
+            return n
         }
         if let fallback { return fallback }
         throw ModelError("\(path): missing '\(keys[0])'")
     }
 
-    func float(_ key: String, default fallback: Float) throws -> Float {
+    /// A finite number > 0 (an epsilon, a RoPE base): -1 or NaN would only show up later as NaN.
+    func positive(_ key: String, default fallback: Float) throws -> Float {
         guard let raw = values[key], !(raw is NSNull) else { return fallback }
-        guard let n = raw as? NSNumber else { throw ModelError("\(path): '\(key)' must be a number, found \(raw)") }
-        return n.floatValue
+        return try ConfigChecks.positive(JSONNumber.finite(raw).map(Float.init), key, source: path, found: raw)
     }
 
     func bool(_ key: String, default fallback: Bool) -> Bool {
@@ -86,6 +86,9 @@ struct WeightReader {
     }
 
     var file: SafeTensorsFile { files[0] }
+
+    /// Tensors in the checkpoint: a bound on the layers a config may claim (see `ConfigChecks`).
+    var tensorCount: Int { files.reduce(0) { $0 + $1.entries.count } }
 
     func contains(_ name: String) -> Bool { files.contains { $0.contains(name) } }
 

@@ -18,8 +18,9 @@ extension LlamaModel {
         let nHead = try file.int("llama.attention.head_count")
         let nKV = file["llama.attention.head_count_kv"]?.int ?? nHead
         let dFF = try file.int("llama.feed_forward_length")
-        let eps = Float(try file.double("llama.attention.layer_norm_rms_epsilon"))
-        let theta = Float(file["llama.rope.freq_base"]?.double ?? 10000)
+        let epsKey = "llama.attention.layer_norm_rms_epsilon", thetaKey = "llama.rope.freq_base"
+        let eps = try ConfigChecks.positive(Float(try file.double(epsKey)), epsKey, source: path, found: try file.double(epsKey))
+        let theta = try ConfigChecks.positive(Float(file[thetaKey]?.double ?? 10000), thetaKey, source: path, found: file[thetaKey]?.double ?? 10000)
         let ctx = file["llama.context_length"]?.int ?? 2048
         // Head size: `key_length` when the file states it (it may differ from d_model / n_head).
         let dHead = file["llama.attention.key_length"]?.int ?? (nHead > 0 ? d / nHead : 0)
@@ -27,6 +28,7 @@ extension LlamaModel {
               file["llama.attention.key_length"] != nil || d % nHead == 0 else {
             throw ModelError("\(path): inconsistent GGUF dimensions (d_model \(d), heads \(nHead), kv heads \(nKV), head size \(dHead), layers \(nLayer))")
         }
+        try ConfigChecks.layers(nLayer, "llama.block_count", tensors: file.tensors.count, source: path)
         if let v = file["llama.attention.value_length"]?.int, v != dHead {
             throw ModelError("\(path): value head size \(v) differs from key head size \(dHead); not supported")
         }
@@ -75,13 +77,13 @@ extension LlamaModel {
             throw ModelError("\(configPath): not a JSON object")
         }
         func int(_ key: String) throws -> Int {
-            guard let v = (json[key] as? NSNumber)?.intValue else { throw ModelError("\(configPath): '\(key)' is missing or not an integer") }
+            guard let v = JSONNumber.exactInt(json[key]) else { throw ModelError("\(configPath): '\(key)' is missing or not an integer") }
             return v
         }
         let d = try int("hidden_size"), nLayer = try int("num_hidden_layers"), nHead = try int("num_attention_heads")
-        let nKV = (json["num_key_value_heads"] as? NSNumber)?.intValue ?? nHead
+        let nKV = json["num_key_value_heads"] == nil ? nHead : try int("num_key_value_heads")
         let dFF = try int("intermediate_size"), vocab = try int("vocab_size")
-        let dHead = (json["head_dim"] as? NSNumber)?.intValue ?? (d / max(nHead, 1))
+        let dHead = json["head_dim"] == nil ? d / max(nHead, 1) : try int("head_dim")
         guard nLayer > 0, d > 0, nHead > 0, nKV > 0, nHead % nKV == 0, dHead > 0, dHead % 2 == 0 else {
             throw ModelError("\(configPath): inconsistent dimensions (d_model \(d), heads \(nHead), kv heads \(nKV), head dim \(dHead))")
         }
@@ -91,8 +93,9 @@ extension LlamaModel {
         guard ropeType == "default" else {
             throw ModelError("\(configPath): RoPE type '\(ropeType)' is not supported (only the default RoPE)")
         }
-        let theta = ((rope["rope_theta"] as? NSNumber) ?? (json["rope_theta"] as? NSNumber))?.floatValue ?? 10000
-        let eps = (json["rms_norm_eps"] as? NSNumber)?.floatValue ?? 1e-6
+        let thetaRaw: Any = rope["rope_theta"] ?? json["rope_theta"] ?? 10000
+        let theta = try ConfigChecks.positive(JSONNumber.finite(thetaRaw).map(Float.init), "rope_theta", source: configPath, found: thetaRaw)
+        let eps = try ConfigChecks.positive(JSONNumber.finite(json["rms_norm_eps"] ?? 1e-6).map(Float.init), "rms_norm_eps", source: configPath, found: json["rms_norm_eps"] ?? 1e-6)
         for flag in ["attention_bias", "mlp_bias"] where (json[flag] as? Bool) == true {
             throw ModelError("\(configPath): '\(flag)' is true; Llama models with biases are not supported")
         }
@@ -102,6 +105,7 @@ extension LlamaModel {
         let tied = (json["tie_word_embeddings"] as? Bool) ?? false
         let weightsPath = (directory as NSString).appendingPathComponent("model.safetensors")
         let st = try SafeTensorsFile(path: weightsPath)
+        try ConfigChecks.layers(nLayer, "num_hidden_layers", tensors: st.entries.count, source: configPath)
         let reader = LlamaWeightReader(source: weightsPath) { name in st.contains(name) ? try st.floatTensor(name) : nil }
         let qDim = nHead * dHead, kvDim = nKV * dHead
         let layers = try (0..<nLayer).map { l -> LlamaLayerWeights in

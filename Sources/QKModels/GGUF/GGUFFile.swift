@@ -68,27 +68,28 @@ public final class GGUFFile: @unchecked Sendable {
 
         var meta: [String: GGUFValue] = [:], keys: [String] = []
         for _ in 0..<nKV {
-            let key = try c.string("metadata key")
+            let key = try c.name("metadata key")
+            let label = key.escapedForMessage   // what messages quote: one short line whatever the key holds
             let tagAt = c.offset
-            let tag = try c.take(UInt32.self, "type of metadata '\(key)'")
+            let tag = try c.take(UInt32.self, "type of metadata '\(label)'")
             guard let type = GGUFValueType(rawValue: tag) else {
-                throw TensorFileError(file: path, message: "GGUF metadata '\(key)': unknown value type \(tag) at byte \(tagAt)")
+                throw TensorFileError(file: path, message: "GGUF metadata '\(label)': unknown value type \(tag) at byte \(tagAt)")
             }
             if meta[key] == nil { keys.append(key) }
-            meta[key] = try c.value(type, key: key)
+            meta[key] = try c.value(type, key: label)
         }
 
         var align = 32
         if let a = meta["general.alignment"] {
             guard let v = a.int, v > 0, v & (v - 1) == 0 else {
-                throw TensorFileError(file: path, message: "GGUF metadata 'general.alignment' is \(a), not a positive power of two")
+                throw TensorFileError(file: path, message: "GGUF metadata 'general.alignment' is \(String(describing: a).escapedForMessage), not a positive power of two")
             }
             align = v
         }
 
         var infos: [String: TensorInfo] = [:], names: [String] = []
         for _ in 0..<nTensors {
-            let name = try c.string("tensor name")
+            let name = try c.name("tensor name")
             let nDims = try c.take(UInt32.self, "dimension count of tensor '\(name)'")
             guard nDims <= 8 else { throw TensorFileError(file: path, tensor: name, message: "\(nDims) dimensions (GGUF allows at most 8)") }
             var dims: [Int] = []

@@ -33,6 +33,18 @@ struct GGUFCursor {
         return Int(n)
     }
 
+    /// A metadata key or tensor name: at most 64 KiB (llama.cpp's own limit is far below), so a
+    /// corrupt length byte cannot make a file-sized "name" that every later message would copy.
+    mutating func name(_ what: String) throws -> String {
+        let start = offset
+        let n = try take(UInt64.self, "length of \(what)")
+        offset = start
+        guard n <= 65536 else {
+            throw TensorFileError(file: path, message: "GGUF header corrupt: \(what) at byte \(start) claims \(n) bytes (names are at most 65536)")
+        }
+        return try string(what)
+    }
+
     mutating func string(_ what: String) throws -> String {
         let n = try count("length of \(what)", minimumElementSize: 1)
         guard let base = bytes.baseAddress else { throw fail(what) }
@@ -67,7 +79,9 @@ struct GGUFCursor {
             }
             let n = try count("element count of '\(key)'", minimumElementSize: element.fixedSize ?? 8)
             var values: [GGUFValue] = []
-            values.reserveCapacity(n)
+            // Bounded by the file, but not trusted for memory up front (a 100M count of 8-byte
+            // elements would reserve gigabytes before the first element fails to parse).
+            values.reserveCapacity(min(n, 1 << 16))
             for _ in 0..<n { values.append(try value(element, key: key, depth: depth + 1)) }
             return .array(elementType: element, values)
         }

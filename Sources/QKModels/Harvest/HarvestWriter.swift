@@ -11,8 +11,12 @@ import QKTensor
 /// front from the shapes; each batch's slice of each tensor is written at its final offset.
 /// Everything goes to a temporary file beside the output that is renamed into place only by
 /// `finish()`; `abandon()` (or dropping the writer unfinished) removes it, so a failed harvest
-/// never leaves a partial output file.
+/// never leaves a partial output file. An existing file at `path` is replaced only when it is an
+/// earlier harvest (its `__metadata__` says `format: qkdb-harvest-1`) or with `force`.
 public final class HarvestWriter {
+    /// What a harvest's `__metadata__` says it is, so a later harvest knows it may replace it.
+    public static let format = "qkdb-harvest-1"
+
     public struct Column {
         public let name: String
         public let dtype: DType
@@ -25,14 +29,17 @@ public final class HarvestWriter {
     public let path: String
     let columns: [Column]
     private let offsets: [Int]
+    private let target: OutputTarget
     private let temporaryPath: String
     private var fd: Int32
     private var finished = false
 
-    public init(path: String, columns: [Column]) throws {
+    public init(path: String, columns: [Column], force: Bool = false) throws {
         self.path = path
         self.columns = columns
-        var parts: [String] = [], offsets: [Int] = [], off = 0
+        target = HarvestWriter.outputTarget(path, force: force)
+        try target.check()
+        var parts: [String] = ["\"__metadata__\":{\"format\":\"\(HarvestWriter.format)\"}"], offsets: [Int] = [], off = 0
         for c in columns {
             let bytes = c.shape.reduce(1, *) * c.dtype.byteSize
             parts.append("\"\(c.name)\":{\"dtype\":\"\(c.dtype.rawValue)\",\"shape\":[\(c.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(off),\(off + bytes)]}")
@@ -43,7 +50,7 @@ public final class HarvestWriter {
         while header.count % 8 != 0 { header.append(0x20) }
         let dataStart = 8 + header.count
         self.offsets = offsets.map { $0 + dataStart }
-        temporaryPath = path + ".partial-\(getpid())"
+        temporaryPath = target.temporaryPath
         fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard fd >= 0 else {
             throw ModelError("\(path): cannot create the output file (\(String(cString: strerror(errno))))")
@@ -64,6 +71,13 @@ public final class HarvestWriter {
     }
 
     deinit { if !finished { abandon() } }
+
+    /// Where a harvest may be written (`check()` it before expensive work, to fail early).
+    public static func outputTarget(_ path: String, force: Bool) -> OutputTarget {
+        OutputTarget(path: path, shape: .file, what: "harvest", force: force) {
+            OutputTarget.isSafeTensors($0, formatPrefix: "qkdb-harvest")
+        }
+    }
 
     /// Writes sequences `[first, first + n)` of column `index` from raw bytes.
     public func write(column index: Int, firstSequence first: Int, bytes: UnsafeRawBufferPointer) throws {
@@ -99,10 +113,9 @@ public final class HarvestWriter {
         guard !finished else { return }
         guard close(fd) == 0 else { abandon(); throw ModelError("\(path): closing the output failed") }
         fd = -1
-        guard rename(temporaryPath, path) == 0 else {
-            let why = String(cString: strerror(errno))
+        do { try target.commit(from: temporaryPath) } catch {
             abandon()
-            throw ModelError("\(path): cannot move the output into place (\(why))")
+            throw error
         }
         finished = true
     }

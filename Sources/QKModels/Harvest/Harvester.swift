@@ -30,9 +30,10 @@ public struct Harvester {
     /// Harvests every sequence into a `.safetensors` file at `path`: `tokens` `[n, ctx]` I32,
     /// `blocks.L.hook_attn_in`, `blocks.L.attn.hook_q`, `blocks.L.attn.hook_k`,
     /// `blocks.L.attn.hook_pattern` (F32, shapes of DESIGN §3), and `logits` `[n, ctx, vocab]`
-    /// when `logits` is set. Written batch by batch; no file is left behind on failure.
+    /// when `logits` is set. Written batch by batch; no file is left behind on failure. An existing
+    /// file other than an earlier harvest is refused unless `force`.
     /// `progress` is called after each batch with the number of sequences done so far.
-    public func harvest(_ sequences: SequenceSet, logits: Bool, to path: String,
+    public func harvest(_ sequences: SequenceSet, logits: Bool, to path: String, force: Bool = false,
                         progress: ((Int) -> Void)? = nil) throws -> Summary {
         let c = model.config, n = sequences.count, T = sequences.context
         guard n > 0 else { throw ModelError("nothing to harvest: no sequences") }
@@ -53,7 +54,7 @@ public struct Harvester {
         // with --logits the batch shrinks to keep each batch's logits near 256 MB.
         let logitBytesPerSequence = T * c.vocabSize * 4
         let effectiveBatch = logits ? max(1, min(batchSize, (256 << 20) / max(1, logitBytesPerSequence))) : batchSize
-        let writer = try HarvestWriter(path: path, columns: columns)
+        let writer = try HarvestWriter(path: path, columns: columns, force: force)
         let start = Date()
         do {
             var first = 0

@@ -39,11 +39,11 @@ public func loadTokenizer(modelDirectory: String, architecture: Architecture) th
     case .bert:
         if has("vocab.txt") { return try wordPiece() }
         if has("tokenizer.json") { return try WordPieceTokenizer.load(tokenizerJSON: path("tokenizer.json")) }
-        throw ModelError("\(path("vocab.txt")): missing (BERT WordPiece vocabulary)")
+        throw ModelError("\(modelDirectory): no tokenizer files (a BERT model needs vocab.txt or tokenizer.json)")
     case .gpt2, .llama:
         if has("tokenizer.json") || has("vocab.json") || has("merges.txt") { return try bpe() }
         if has("vocab.txt") { return try wordPiece() }
-        throw ModelError("\(modelDirectory): no tokenizer.json or vocab.json + merges.txt (byte-level BPE tokenizer)")
+        throw ModelError("\(modelDirectory): no tokenizer files (a byte-level BPE model needs tokenizer.json, or vocab.json + merges.txt)")
     }
 }
 
