@@ -16,8 +16,16 @@ extension Store {
             let cached = try cachedRun(run, db)
             guard let map = cached.pairMap else { throw StoreError("\(path): run \(run) has no pair map yet") }
             let cursor = try Row.fetchCursor(db, sql: "SELECT \(Store.chunkColumns) FROM pair_chunks WHERE run_id = ? AND ordering = 0 ORDER BY seq", arguments: [run])
+            var expected = 0
             while let row = try cursor.next() {
                 let record = try chunkRecord(row, run: run)
+                // Chunks are numbered 0, 1, 2, … in (head, query) order; a renumbered one would be
+                // streamed out of place (found by the fuzz campaign: `export` reordered rows while
+                // `verify` failed the store).
+                guard record.seq == expected else {
+                    throw StoreError("\(path): run \(run)'s query-major chunk \(expected) is missing or renumbered (the next is \(record.seq)); the store is damaged (qkdb verify lists what)")
+                }
+                expected += 1
                 let reader = try PairChunkReader(record: record, run: run, codec: map.codec, zstd: zstd, shape: cached.shape)
                 let trails = try reader.trails(extent: cached.shape.dKey)
                 let floats = try reader.floats(names: map.storedColumns(.query))

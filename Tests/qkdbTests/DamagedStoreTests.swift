@@ -44,6 +44,18 @@ final class DamagedStoreTests: XCTestCase {
         }
     }
 
+    /// A renumbered query-major chunk (found by the fuzz campaign, seed 22): `export` streamed its
+    /// rows out of place and exited 0; now it refuses in one line, and the pristine export is unchanged.
+    func testExportRefusesARenumberedChunk() throws {
+        let dir = CLI.temporaryDirectory(self)
+        let store = try CLI.importedStore(in: dir)
+        let pristine = try CLI.run(["export", "--store", store, "--run", "1", "--what", "pairs", "--out", "-"])
+        XCTAssertEqual(pristine.status, 0, pristine.stderr)
+        try CLI.sql("UPDATE pair_chunks SET seq = 1000 WHERE run_id = 1 AND ordering = 0 AND seq = 0;", on: store)
+        try CLI.assertFails(["export", "--store", store, "--run", "1", "--what", "pairs", "--out", "-"], mentioning: "chunk 0 is missing or renumbered")
+        try CLI.assertFails(["verify", "--store", store], mentioning: "run 1")
+    }
+
     func testFP16ImportOfAValueBeyondItsRangeIsRefused() throws {
         let dir = CLI.temporaryDirectory(self)
         var map = StoreCommandTests.makeMap(nHead: 1, dQuery: 4, dKey: 4, every: 1)
