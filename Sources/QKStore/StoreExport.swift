@@ -16,7 +16,7 @@ extension Store {
             let cached = try cachedRun(run, db)
             guard let map = cached.pairMap else { throw StoreError("\(path): run \(run) has no pair map yet") }
             let cursor = try Row.fetchCursor(db, sql: "SELECT \(Store.chunkColumns) FROM pair_chunks WHERE run_id = ? AND ordering = 0 ORDER BY seq", arguments: [run])
-            var expected = 0
+            var expected = 0, streamed = 0
             while let row = try cursor.next() {
                 let record = try chunkRecord(row, run: run)
                 // Chunks are numbered 0, 1, 2, … in (head, query) order; a renumbered one would be
@@ -31,9 +31,14 @@ extension Store {
                 let floats = try reader.floats(names: map.storedColumns(.query))
                 for r in 0..<reader.rowLeads.count {
                     for n in Int(reader.offsets[r])..<Int(reader.offsets[r + 1]) {
+                        streamed += 1
                         try body(floats.pair(n, head: record.head, queryFeature: Int(reader.rowLeads[r]), keyFeature: Int(trails[n]), extraColumns: map.extraColumns))
                     }
                 }
+            }
+            // A chunk missing at the end leaves no gap to notice: count against the catalog.
+            guard streamed == map.nnz else {
+                throw StoreError("\(path): run \(run)'s chunks hold \(streamed) pairs but its pair map has \(map.nnz); the store is damaged (qkdb verify lists what)")
             }
         }
     }

@@ -54,6 +54,11 @@ final class DamagedStoreTests: XCTestCase {
         try CLI.sql("UPDATE pair_chunks SET seq = 1000 WHERE run_id = 1 AND ordering = 0 AND seq = 0;", on: store)
         try CLI.assertFails(["export", "--store", store, "--run", "1", "--what", "pairs", "--out", "-"], mentioning: "chunk 0 is missing or renumbered")
         try CLI.assertFails(["verify", "--store", store], mentioning: "run 1")
+        // The last chunk renumbered past the end leaves no gap: the pair count catches it (seed 22 again).
+        let other = try CLI.importedStore(in: CLI.temporaryDirectory(self))
+        try CLI.sql("UPDATE pair_chunks SET seq = seq + 1000 WHERE run_id = 1 AND ordering = 0 AND seq = (SELECT max(seq) FROM pair_chunks WHERE run_id = 1 AND ordering = 0);", on: other)
+        try CLI.sql("DELETE FROM pair_chunks WHERE run_id = 1 AND ordering = 0 AND seq >= 1000;", on: other)
+        try CLI.assertFails(["export", "--store", other, "--run", "1", "--what", "pairs", "--out", "-"], mentioning: "damaged")
     }
 
     func testFP16ImportOfAValueBeyondItsRangeIsRefused() throws {
