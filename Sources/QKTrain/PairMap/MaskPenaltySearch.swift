@@ -61,17 +61,13 @@ public enum MaskPenaltySearch {
             points.append(p)
             return p
         }
-        let holds = { (p: MaskPenaltyPoint) in p.ratio <= targetRatio }
-        var first = try trial(start)
-        var (good, bad): (MaskPenaltyPoint?, MaskPenaltyPoint?) = holds(first) ? (first, nil) : (nil, first)
-        while points.count < maxMasks {
-            if let g = good, bad == nil {
-                first = try trial(g.penalty * 2)
-                if holds(first) { good = first } else { bad = first }
-            } else if let b = bad, good == nil {
-                first = try trial(b.penalty / 2)
-                if holds(first) { good = first } else { bad = first }
-            } else { break }
+        // The largest μ tried that holds the ratio and the smallest that does not; until both
+        // exist, double from the last that held or halve from the last that did not.
+        var good: MaskPenaltyPoint? = nil, bad: MaskPenaltyPoint? = nil
+        var mu = start
+        while points.count < maxMasks && (good == nil || bad == nil) {
+            let p = try trial(mu)
+            if p.ratio <= targetRatio { good = p; mu = p.penalty * 2 } else { bad = p; mu = p.penalty / 2 }
         }
         guard let g = good else {
             let smallest = points.map(\.penalty).min() ?? start
