@@ -70,8 +70,9 @@ public final class CSVWriter {
     }
 
     /// Appends one row of numbers without building intermediate strings (the pairs export's hot path).
-    /// Numbers never need quoting; nil becomes an empty field.
-    public func numericRow(ints: [Int], floats: [Float?]) throws {
+    /// Numbers never need quoting; nil becomes an empty field. `escapedTexts` follow, already
+    /// passed through `escape` (the caller escapes each distinct text once).
+    public func numericRow(ints: [Int], floats: [Float?], escapedTexts: [String] = []) throws {
         var first = true
         for i in ints {
             if !first { buffer.append(UInt8(ascii: ",")) }
@@ -82,6 +83,11 @@ public final class CSVWriter {
             if !first { buffer.append(UInt8(ascii: ",")) }
             first = false
             if let f { buffer.append(contentsOf: f.description.utf8) }
+        }
+        for t in escapedTexts {
+            if !first { buffer.append(UInt8(ascii: ",")) }
+            first = false
+            buffer.append(contentsOf: t.utf8)
         }
         buffer.append(UInt8(ascii: "\n"))
         if buffer.count >= 1 << 20 { try flush() }
@@ -117,4 +123,11 @@ public final class CSVWriter {
 public enum NumberText {
     public static func float(_ x: Float?) -> String { x.map { "\($0)" } ?? "" }
     public static func double(_ x: Double?) -> String { x.map { "\($0)" } ?? "" }
+    /// Four significant figures, for tables a person reads ("0.7339", "5.228e-05", "28171" stays
+    /// an integer when it is one below 10^6).
+    public static func short(_ x: Double) -> String {
+        guard x.isFinite else { return "\(x)" }
+        if x == x.rounded(), abs(x) < 1e6 { return String(Int(x)) }
+        return String(format: "%.4g", x)
+    }
 }

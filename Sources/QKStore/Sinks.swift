@@ -15,6 +15,20 @@ public struct SinkFeature: Sendable {
     public var heads: [SinkHead]
 }
 
+extension Array where Element == SinkFeature {
+    /// The same sinks seen from one head: each keeps only that head, totals become that head's,
+    /// and the list is re-ranked (sinks the head does not use drop out).
+    public func onHead(_ h: Int) -> [SinkFeature] {
+        compactMap { s -> SinkFeature? in
+            guard let head = s.heads.first(where: { $0.head == h }) else { return nil }
+            var one = s
+            one.heads = [head]
+            one.totalImportance = head.importance
+            return one
+        }.sorted { $0.totalImportance != $1.totalImportance ? $0.totalImportance > $1.totalImportance : $0.keyFeature < $1.keyFeature }
+    }
+}
+
 public struct SinkHead: Sendable {
     public var head: Int
     /// Sum of the importance of every pair into the key feature on this head, plus `biasImportance`.

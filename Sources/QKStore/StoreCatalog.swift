@@ -110,6 +110,15 @@ extension Store {
         }
     }
 
+    /// Every max-activating example of a run, by side (query first), feature, then rank.
+    public func examples(run: Int64) throws -> [FeatureExample] {
+        try read { db in
+            _ = try requireRun(run, db)
+            try checkStatisticsManifest(run: run, db)
+            return try Row.fetchAll(db, sql: "SELECT * FROM examples WHERE run_id = ? ORDER BY side DESC, feature, rank", arguments: [run]).map { try example($0) }
+        }
+    }
+
     func example(_ row: Row) throws -> FeatureExample {
         let what = "\(path): an example row"
         guard let side = FeatureSide(rawValue: try row.required("side", what)) else { throw StoreError("\(what): damaged side") }

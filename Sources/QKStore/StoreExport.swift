@@ -5,10 +5,15 @@ import GRDB
 public enum ExportKind: String, Sendable, CaseIterable { case pairs, features, examples }
 
 extension Store {
-    /// The CSV header of a run's pairs: the fixed columns, then its extra columns.
-    public static let pairHeader = ["head", "query_feature", "key_feature"] + PairColumn.allCases.map(\.rawValue)
-    static let featureHeader = ["side", "index", "alive", "density", "mean_activation", "max_activation", "bos_fraction", "label"]
-    static let exampleHeader = ["side", "feature", "rank", "sequence_id", "position", "activation"]
+    /// The CSV header of a run's pairs: the fixed columns, then its extra columns, then both labels.
+    /// Every export starts with the run's id and names a feature id `feature` (or
+    /// `query_feature`/`key_feature`), never `index` (DuckDB's reserved word, pandas' own attribute).
+    public static let pairHeader = ["run", "head", "query_feature", "key_feature"] + PairColumn.allCases.map(\.rawValue)
+    static let pairLabelHeader = ["query_label", "key_label"]
+    static let featureHeader = ["run", "side", "feature", "alive", "density", "mean_activation", "max_activation", "bos_fraction", "label"]
+    static let exampleHeader = ["run", "side", "feature", "rank", "sequence_id", "position", "token", "activation", "label"]
+    /// Headers of exports written before the `run` column (still replaced without `--force`).
+    static let olderHeaders = [["head", "query_feature", "key_feature"], ["side", "index", "alive"], ["side", "feature", "rank", "sequence_id"]]
 
     /// Streams every pair of a run, in (head, query, key) order, one chunk at a time.
     public func forEachPair(run: Int64, _ body: (PairRow) throws -> Void) throws {
@@ -49,34 +54,39 @@ extension Store {
     @discardableResult
     public func exportCSV(run: Int64, what: ExportKind, to out: String, force: Bool = false) throws -> Int {
         let info = try self.run(run)
-        let writer = try CSVWriter(path: out, force: force, recognisedHeaders: [Store.pairHeader, Store.featureHeader, Store.exampleHeader])
+        let writer = try CSVWriter(path: out, force: force, recognisedHeaders: [Store.pairHeader, Store.featureHeader, Store.exampleHeader] + Store.olderHeaders)
+        let labels = try self.labels(run: run)
         var count = 0
         switch what {
         case .pairs:
             guard let map = info.pairMap else { throw StoreError("\(path): run \(run) has no pair map yet") }
-            try writer.row(Store.pairHeader + map.extraColumns)
+            try writer.row(Store.pairHeader + map.extraColumns + Store.pairLabelHeader)
+            // Each label escaped once, not once per pair.
+            let queryLabels = labels.query.mapValues(CSVWriter.escape), keyLabels = labels.key.mapValues(CSVWriter.escape)
             try forEachPair(run: run) { p in
-                try writer.numericRow(ints: [p.head, p.queryFeature, p.keyFeature],
-                                      floats: [p.value, p.mask, p.importance, p.meanContribution, p.cooccurrence] + p.extra.map { Optional($0) })
+                try writer.numericRow(ints: [Int(run), p.head, p.queryFeature, p.keyFeature],
+                                      floats: [p.value, p.mask, p.importance, p.meanContribution, p.cooccurrence] + p.extra.map { Optional($0) },
+                                      escapedTexts: [queryLabels[p.queryFeature] ?? "", keyLabels[p.keyFeature] ?? ""])
                 count += 1
             }
         case .features:
             try writer.row(Store.featureHeader)
             for f in try features(run: run) {
-                try writer.row([f.side.rawValue, String(f.index), f.alive ? "1" : "0", NumberText.double(f.density), NumberText.double(f.meanActivation),
+                try writer.row([String(run), f.side.rawValue, String(f.index), f.alive ? "1" : "0", NumberText.double(f.density), NumberText.double(f.meanActivation),
                                 NumberText.double(f.maxActivation), NumberText.double(f.bosFraction), f.label ?? ""])
                 count += 1
             }
         case .examples:
             try writer.row(Store.exampleHeader)
-            try read { db in
-                try checkStatisticsManifest(run: run, db)
-                let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM examples WHERE run_id = ? ORDER BY side DESC, feature, rank", arguments: [run])
-                while let row = try cursor.next() {
-                    let e = try example(row)
-                    try writer.row([e.side.rawValue, String(e.feature), String(e.rank), String(e.sequenceID), String(e.position), NumberText.float(e.activation)])
-                    count += 1
-                }
+            let vocabulary = try self.vocabulary(run: run)
+            var sequences: [Int: [Int32]] = [:]
+            for e in try examples(run: run) {
+                if sequences[e.sequenceID] == nil { sequences[e.sequenceID] = try sequence(run: run, id: e.sequenceID) }
+                let seq = sequences[e.sequenceID] ?? []
+                let token = e.position >= 0 && e.position < seq.count ? vocabulary[Int(seq[e.position])] ?? "" : ""
+                try writer.row([String(run), e.side.rawValue, String(e.feature), String(e.rank), String(e.sequenceID), String(e.position), token,
+                                NumberText.float(e.activation), labels[e.side, e.feature] ?? ""])
+                count += 1
             }
         }
         try writer.finish()

@@ -20,14 +20,13 @@ struct ExplainCommand: ParsableCommand {
     @Option(help: "Head.") var head: Int
     @Option(help: "Destination (query) position: index or token text.") var dest: String
     @Option(help: "Source (key) position: index or token text.") var src: String?
-    @Option(help: "Pairs to show on each sign.") var top: Int = 8
-    @Option(help: "table or json.") var format: StoreOutputFormat = .table
+    @Option(help: "Pairs to show on each sign; 0 = all.") var top: Int = 8
+    @Option(help: "table, csv (the feature pairs alone, every one) or json.") var format: StoreOutputFormat = .table
     @Flag(help: "Print to stderr how long loading and explaining took.") var timing = false
     @OptionGroup var model: RunModelArgument
 
     func validate() throws {
-        guard top >= 1 else { throw PipelineError("--top must be at least 1") }
-        guard format != .csv else { throw PipelineError("--format must be table or json") }
+        guard top >= 0 else { throw PipelineError("--top must be 0 (all) or positive") }
     }
 
     func run() throws {
@@ -49,8 +48,13 @@ struct ExplainCommand: ParsableCommand {
         } else {
             chosen = e.weightedSummary()
         }
-        let text = format == .json ? ExplainText.json(e, chosen, top: top) : ExplainText.table(e, chosen, top: top)
-        printOut(text)
+        let labels = try store.labels(run: runID)
+        let shown = top == 0 ? chosen.pairs.count : top
+        switch format {
+        case .table: printOut(ExplainText.table(e, chosen, top: shown, labels: labels))
+        case .json: printOut(ExplainText.json(e, chosen, top: shown, labels: labels))
+        case .csv: printOut(ExplainText.pairTable(chosen.pairs, of: chosen, labels: labels).render(.csv))
+        }
         if timing {
             let now = Date()
             FileHandle.standardError.write(Data(String(format: "explain: load %.3f s, explain %.3f s\n",
@@ -66,15 +70,9 @@ enum PositionArgument {
             guard n >= 0, n < pieces.count else { throw PipelineError("\(what) \(n) is outside the prompt's \(pieces.count) tokens") }
             return n
         }
-        let want = normalise(arg)
-        if let n = pieces.firstIndex(where: { normalise($0) == want }) { return n }
+        let want = TokenText.normalised(arg)
+        if let n = pieces.firstIndex(where: { TokenText.normalised($0) == want }) { return n }
         throw PipelineError("\(what) \"\(arg)\" is not a token of the prompt (tokens: \(pieces.map { "\"\($0)\"" }.joined(separator: " ")))")
-    }
-
-    static func normalise(_ s: String) -> String {
-        var t = s.lowercased().trimmingCharacters(in: .whitespaces)
-        for prefix in ["##", "ġ", "▁"] where t.hasPrefix(prefix) { t.removeFirst(prefix.count) }
-        return t
     }
 }
 
@@ -82,7 +80,20 @@ enum PositionArgument {
 enum ExplainText {
     static func label(_ pieces: [String], _ n: Int) -> String { "\(n):\(pieces[n].replacingOccurrences(of: "\n", with: "⏎"))" }
 
-    static func table(_ e: PromptExplanation, _ c: ScoreExplanation, top: Int) -> String {
+    /// Pair contributions with their share of all pairs' |contribution| and both labels.
+    static func pairTable(_ rows: [PairContribution], of c: ScoreExplanation, labels: FeatureLabels) -> ResultTable {
+        // share: of the total |contribution| of all pairs, so it stays meaningful when the score is near 0.
+        let mass = max(1e-12, c.pairs.reduce(0.0) { $0 + abs(Double($1.contribution)) })
+        var t = ResultTable(headers: ["query_feature", "key_feature", "a_query", "a_key", "contribution", "share_of_abs_pairs", "stored_value",
+                                      "query_label", "key_label"])
+        t.rows = rows.map { r in
+            [.int(r.queryFeature), .int(r.keyFeature), .float(r.queryActivation), .float(r.keyActivation), .float(r.contribution),
+             .double(Double(r.contribution) / mass), .init(r.storedValue), .init(labels[.query, r.queryFeature]), .init(labels[.key, r.keyFeature])]
+        }
+        return t
+    }
+
+    static func table(_ e: PromptExplanation, _ c: ScoreExplanation, top: Int, labels: FeatureLabels) -> String {
         let pieces = e.tokenText
         var out = "head \(e.head)  dest \(label(pieces, e.dest))  "
         out += c.src >= 0 ? "src \(label(pieces, c.src))\n" : "all sources (attention-weighted mean score)\n\n"
@@ -102,19 +113,12 @@ enum ExplainText {
                       [.text("+ error (true − reconstructed)"), .float(c.error)]]
         out += split.render(.table) + "\n"
         for (title, rows) in [("positive pairs", Array(shownPos)), ("negative (inhibitory) pairs", Array(shownNeg))] {
-            // share: of the total |contribution| of all pairs, so it stays meaningful when the score is near 0.
-        let mass = max(1e-12, c.pairs.reduce(0.0) { $0 + abs(Double($1.contribution)) })
-        var t = ResultTable(headers: ["query_feature", "key_feature", "a_query", "a_key", "contribution", "share_of_|pairs|", "in_pruned_map"])
-            t.rows = rows.map { r in
-                [.int(r.queryFeature), .int(r.keyFeature), .float(r.queryActivation), .float(r.keyActivation), .float(r.contribution),
-                 .text(String(format: "%.1f%%", 100 * Double(r.contribution) / mass)),
-                 .text(r.storedValue.map { String(format: "yes (value %.4g)", $0) } ?? "no")]
-            }
-            out += "\(title):\n" + (rows.isEmpty ? "(none)\n" : t.render(.table)) + "\n"
+            // stored_value: the pair's weight in the pruned map (blank: step 2 pruned it).
+            out += "\(title):\n" + (rows.isEmpty ? "(none)\n" : pairTable(rows, of: c, labels: labels).render(.table)) + "\n"
         }
-        var marginal = ResultTable(headers: ["side", "feature", "sum_of_its_pairs"])
-        for (side, isQuery) in [("query", true), ("key", false)] {
-            marginal.rows += c.marginals(query: isQuery).prefix(top).map { [.text(side), .int($0.feature), .float(Float($0.contribution))] }
+        var marginal = ResultTable(headers: ["side", "feature", "sum_of_its_pairs", "label"])
+        for (side, isQuery) in [(FeatureSide.query, true), (.key, false)] {
+            marginal.rows += c.marginals(query: isQuery).prefix(top).map { [.text(side.rawValue), .int($0.feature), .float(Float($0.contribution)), .init(labels[side, $0.feature])] }
         }
         out += "pair terms summed per feature:\n" + marginal.render(.table) + "\n"
         var row = ResultTable(headers: ["src", "token", "true", "reconstructed", "pruned", "bar (true)", "top pair"])
@@ -129,14 +133,10 @@ enum ExplainText {
         return out
     }
 
-    static func json(_ e: PromptExplanation, _ c: ScoreExplanation, top: Int) -> String {
-        func pairs(_ rows: [PairContribution]) -> String {
-            "[" + rows.map { r in
-                "{\"query_feature\": \(r.queryFeature), \"key_feature\": \(r.keyFeature), \"a_query\": \(ResultTable.Cell.float(r.queryActivation).jsonText), \"a_key\": \(ResultTable.Cell.float(r.keyActivation).jsonText), \"contribution\": \(ResultTable.Cell.float(r.contribution).jsonText), \"stored_value\": \(ResultTable.Cell(r.storedValue).jsonText)}"
-            }.joined(separator: ", ") + "]"
-        }
-        func marginals(_ m: [(feature: Int, contribution: Double)], _ n: Int) -> String {
-            "[" + m.prefix(n).map { "{\"feature\": \($0.feature), \"contribution\": \(ResultTable.Cell.double($0.contribution).jsonText)}" }.joined(separator: ", ") + "]"
+    static func json(_ e: PromptExplanation, _ c: ScoreExplanation, top: Int, labels: FeatureLabels) -> String {
+        func pairs(_ rows: [PairContribution]) -> String { pairTable(rows, of: c, labels: labels).jsonArray() }
+        func marginals(_ m: [(feature: Int, contribution: Double)], _ n: Int, _ side: FeatureSide) -> String {
+            "[" + m.prefix(n).map { "{\"feature\": \($0.feature), \"contribution\": \(ResultTable.Cell.double($0.contribution).jsonText), \"label\": \(ResultTable.Cell(labels[side, $0.feature]).jsonText)}" }.joined(separator: ", ") + "]"
         }
         func floats(_ v: [Float]) -> String { "[" + v.map { ResultTable.Cell.float($0).jsonText }.joined(separator: ", ") + "]" }
         let pos = Array(c.pairs.filter { $0.contribution > 0 }.prefix(top)), neg = Array(c.pairs.filter { $0.contribution < 0 }.prefix(top))
@@ -148,7 +148,7 @@ enum ExplainText {
         "row_constant": \(ResultTable.Cell.float(c.rowConstant).jsonText), "error": \(ResultTable.Cell.float(c.error).jsonText), \
         "pair_sum": \(ResultTable.Cell.double(c.pairs.reduce(0.0) { $0 + Double($1.contribution) }).jsonText), "pair_count": \(c.pairs.count), \
         "positive_pairs": \(pairs(pos)), "negative_pairs": \(pairs(neg)), \
-        "by_query_feature": \(marginals(c.marginals(query: true), top)), "by_key_feature": \(marginals(c.marginals(query: false), top)), \
+        "by_query_feature": \(marginals(c.marginals(query: true), top, .query)), "by_key_feature": \(marginals(c.marginals(query: false), top, .key)), \
         "sources": [\(e.sources.lowerBound), \(e.sources.upperBound)], "true_pattern": \(floats(e.truePattern)), \
         "reconstructed_pattern": \(floats(e.reconstructedPattern)), "pruned_pattern": \(e.prunedPattern.isEmpty ? "null" : floats(e.prunedPattern))}
 

@@ -31,13 +31,14 @@ struct FeatureCommand: ParsableCommand {
         let info = try store.run(runID)
         let s = side.side
         let stats = try store.feature(run: runID, side: s, index: index)
-        var statTable = ResultTable(headers: ["side", "index", "alive", "density", "mean_activation", "max_activation", "bos_fraction", "label"])
+        var statTable = ResultTable(headers: ["side", "feature", "alive", "density", "mean_activation", "max_activation", "bos_fraction", "label"])
         statTable.rows = [[.text(s.rawValue), .int(index), stats.map { .int($0.alive ? 1 : 0) } ?? .null, .init(stats?.density),
                            .init(stats?.meanActivation), .init(stats?.maxActivation), .init(stats?.bosFraction), .init(stats?.label)]]
-        var pairs = pairTable([], extraColumns: info.pairMap?.extraColumns ?? [])
+        let labels = try store.labels(run: runID)
+        var pairs = pairTable([], extraColumns: info.pairMap?.extraColumns ?? [], labels: labels)
         if let map = info.pairMap {
             let column = order?.column ?? (map.columns.contains(.importance) ? .importance : .value)
-            pairs = pairTable(try store.pairs(run: runID, PairQuery(side: s, feature: index, top: top, order: column)), extraColumns: map.extraColumns)
+            pairs = pairTable(try store.pairs(run: runID, PairQuery(side: s, feature: index, top: top, order: column)), extraColumns: map.extraColumns, labels: labels)
         }
         // Examples and the histogram need the run's sequences (and model): trained runs only.
         let extras = info.spec.kind == .trained && format != .csv ? try loadExtras(store: store, info: info, side: s) : nil

@@ -13,8 +13,8 @@ enum PairOrder: String, ExpressibleByArgument, CaseIterable {
 /// `qkdb pairs` — the pairs of one query or key feature, ranked, on one head or every head.
 struct PairsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "pairs", abstract: "The query × key feature pairs of one feature, ranked.",
-        discussion: "Without --head, every head is listed, each ranked on its own and grouped by head. --ascending lists the smallest first (e.g. --order value --ascending shows the most inhibitory pairs). On RoPE runs a pair's weight depends on the offset p − s: each pair shows its peak_offset and value there (peak_value), and --offset D ranks by the exact weight at offset D instead (|value| by default, signed with --order value).")
+        commandName: "pairs", abstract: "The query × key feature pairs of one feature, or of one head, ranked.",
+        discussion: "With --head and no feature, the head's own top pairs are listed (what it attends with). Given a feature without --head, every head is listed, each ranked on its own and grouped by head. --ascending lists the smallest first (e.g. --order value --ascending shows the most inhibitory pairs). On RoPE runs a pair's weight depends on the offset p − s: each pair shows its peak_offset and value there (peak_value), and --offset D ranks by the exact weight at offset D instead (|value| by default, signed with --order value).")
 
     @OptionGroup var location: StoreLocation
     @Option(name: .customLong("run"), help: "Run id (see `qkdb runs`).") var runID: Int64
@@ -29,14 +29,25 @@ struct PairsCommand: ParsableCommand {
 
     func run() throws {
         // Checked here rather than in validate(): a usage error there prints the whole usage text.
-        guard (queryFeature == nil) != (keyFeature == nil) else { throw StoreError("give exactly one of --query-feature and --key-feature") }
+        guard queryFeature == nil || keyFeature == nil else { throw StoreError("give at most one of --query-feature and --key-feature") }
+        guard queryFeature != nil || keyFeature != nil || head != nil else {
+            throw StoreError("give --query-feature, --key-feature or --head (a head's own top pairs)")
+        }
         guard top >= 0 else { throw StoreError("--top must be 0 (all) or positive, got \(top)") }
         let store = try Store(path: location.store)
         let info = try store.run(runID)
+        let labels = try store.labels(run: runID)
         let side: FeatureSide = queryFeature != nil ? .query : .key
         let column = order?.column ?? ((info.pairMap?.columns.contains(.importance) ?? true) ? .importance : .value)
-        let feature = queryFeature ?? keyFeature ?? 0
+        let feature = queryFeature ?? keyFeature
         let extra = info.pairMap?.extraColumns ?? []
+        if let h = head, feature == nil {
+            guard offset == nil else { throw StoreError("--offset ranks one feature's pairs: give --query-feature or --key-feature with it") }
+            let rows = try store.headPairs(run: runID, head: h, top: top, order: column, ascending: ascending)
+            printOut(Self.integerOffsets(pairTable(rows, extraColumns: extra, labels: labels)).render(format))
+            return
+        }
+        guard let feature else { return }
         if let d = offset {
             guard d >= 0 else { throw StoreError("--offset must be ≥ 0 (query position minus key position), got \(d)") }
             guard try RoPEPairOffsets.isRoPE(store: store, run: runID) else {
@@ -48,15 +59,17 @@ struct PairsCommand: ParsableCommand {
             let offsets = try RoPEPairOffsets(store: store, run: runID)
             let all = try store.pairs(run: runID, PairQuery(side: side, feature: feature, head: head, top: 0, order: .value, ascending: false))
             let ranked = try offsets.ranked(all, offset: d, top: top, signed: order == .value, ascending: ascending)
-            var table = pairTable(ranked.map(\.row), extraColumns: extra)
-            table.headers.append("value_at_offset")
-            for n in table.rows.indices { table.rows[n].append(.float(ranked[n].value)) }
+            var table = pairTable(ranked.map(\.row), extraColumns: extra, labels: labels)
+            // Beside the pair's own columns, before the labels.
+            let at = table.headers.count - 2
+            table.headers.insert("value_at_offset", at: at)
+            for n in table.rows.indices { table.rows[n].insert(.float(ranked[n].value), at: at) }
             printOut(Self.integerOffsets(table).render(format))
             return
         }
         let rows = try store.pairs(run: runID, PairQuery(side: side, feature: feature, head: head, top: top,
                                                        order: column, ascending: ascending))
-        printOut(Self.integerOffsets(pairTable(rows, extraColumns: extra)).render(format))
+        printOut(Self.integerOffsets(pairTable(rows, extraColumns: extra, labels: labels)).render(format))
     }
 
     /// `peak_offset` is stored as a float column; it is a position difference, so print it as one.

@@ -30,6 +30,15 @@ struct ResultTable {
             }
         }
 
+        /// As a table shows it: numbers to four significant figures (CSV and JSON keep every digit).
+        var tableText: String {
+            switch self {
+            case .float(let v): return NumberText.short(Double(v))
+            case .double(let v): return NumberText.short(v)
+            default: return plain.replacingOccurrences(of: "\n", with: " ")
+            }
+        }
+
         var jsonText: String {
             switch self {
             case .int(let v): return String(v)
@@ -54,16 +63,30 @@ struct ResultTable {
         case .json:
             return jsonArray() + "\n"
         case .table:
-            let cells = [headers] + rows.map { $0.map { $0.plain.replacingOccurrences(of: "\n", with: " ") } }
+            let cells = [headers] + rows.map { $0.map(\.tableText) }
             let widths = headers.indices.map { c in cells.map { $0[c].count }.max() ?? 0 }
             return cells.enumerated().map { (r, line) in
                 line.enumerated().map { (c, s) in
                     let pad = String(repeating: " ", count: widths[c] - s.count)
                     let numeric = r > 0 && { if case .text = rows[r - 1][c] { return false }; return true }()
                     return numeric ? pad + s : s + pad
-                }.joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+                }.joined(separator: "  ").trailingSpacesRemoved
             }.joined(separator: "\n") + "\n"
         }
+    }
+
+    /// For tables a person reads: in each group, the `columns` cells of a row whose `key` cells
+    /// equal the row above are left blank (a sink's own figures are shown once, not on each of
+    /// its query features' rows). CSV and JSON keep every cell.
+    func blankingRepeats(_ groups: [(key: [String], columns: [String])]) -> ResultTable {
+        var out = self
+        for g in groups {
+            let keys = g.key.compactMap { headers.firstIndex(of: $0) }, cols = g.columns.compactMap { headers.firstIndex(of: $0) }
+            for r in rows.indices.dropFirst() where keys.allSatisfy({ rows[r][$0].plain == rows[r - 1][$0].plain }) {
+                for c in cols { out.rows[r][c] = .text("") }
+            }
+        }
+        return out
     }
 
     func jsonArray() -> String {
@@ -94,16 +117,29 @@ extension ResultTable.Cell {
     init(_ s: String?) { self = s.map { .text($0) } ?? .null }
 }
 
-/// Pair rows as a table: the stable snake_case columns, then the run's extra columns.
-func pairTable(_ rows: [PairRow], extraColumns: [String]) -> ResultTable {
-    var t = ResultTable(headers: ["head", "query_feature", "key_feature"] + PairColumn.allCases.map(\.rawValue) + extraColumns)
+/// Pair rows as a table: the stable snake_case columns, the run's extra columns, then both
+/// features' labels.
+func pairTable(_ rows: [PairRow], extraColumns: [String], labels: FeatureLabels) -> ResultTable {
+    var t = ResultTable(headers: ["head", "query_feature", "key_feature"] + PairColumn.allCases.map(\.rawValue) + extraColumns + ["query_label", "key_label"])
     t.rows = rows.map { p in
         [.int(p.head), .int(p.queryFeature), .int(p.keyFeature)] + PairColumn.allCases.map { .init(p.column($0)) } + p.extra.map { .float($0) }
+            + [.init(labels[.query, p.queryFeature]), .init(labels[.key, p.keyFeature])]
     }
     return t
 }
 
+
+
 /// Writes to stdout in one piece (large results are built first, so a failure prints nothing partial).
 func printOut(_ text: String) {
     FileHandle.standardOutput.write(Data(text.utf8))
+}
+
+extension String {
+    /// Without trailing spaces (leading ones stay: a blank first cell keeps the columns aligned).
+    var trailingSpacesRemoved: String {
+        var s = Substring(self)
+        while s.last == " " { s.removeLast() }
+        return String(s)
+    }
 }

@@ -1,29 +1,45 @@
+import Foundation
 import ArgumentParser
 import QKTensor
 
-// Parse errors and help are ArgumentParser's; an error from running a command is printed as
-// one line whatever it holds (the libraries already say one line; this is the last guard, so a
-// file's garbage quoted deep inside a message can never flood the terminal).
+// Help and --version are ArgumentParser's own output. Every error — a bad argument, a failed
+// validation, a failed command — is printed as one line, whatever it holds (the libraries already
+// say one line; this is the last guard, so a file's garbage quoted deep inside a message can never
+// flood the terminal), followed for argument errors by where the usage is.
 do {
     var command = try QKDB.parseAsRoot()
     do {
         try command.run()
-    } catch let e where String(reflecting: type(of: e)).hasPrefix("ArgumentParser.") {
-        QKDB.exit(withError: e)   // help, exit codes, validation: ArgumentParser's own output
     } catch {
-        QKDB.exit(withError: OneLineError(error))
+        exitOneLine(error)
     }
 } catch {
-    QKDB.exit(withError: error)
+    exitOneLine(error)
+}
+
+/// Exits with ArgumentParser's output for help and clean exits, else one line on stderr.
+func exitOneLine(_ error: Error) -> Never {
+    let code = QKDB.exitCode(for: error)
+    let isParserError = String(reflecting: type(of: error)).hasPrefix("ArgumentParser.")
+    if code == .success || (isParserError && QKDB.message(for: error).isEmpty) { QKDB.exit(withError: error) }
+    var line = "Error: " + OneLineError(isParserError ? QKDB.message(for: error) : "\(error)").description
+    if isParserError, let name = CommandLine.arguments.dropFirst().first, QKDB.allCommands.contains(where: { $0._commandName == name }) {
+        line += " (see 'qkdb \(name) --help')"
+    } else if isParserError {
+        line += " (see 'qkdb --help')"
+    }
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+    exit(code.rawValue)
 }
 
 /// An error's message on one line: line breaks and control characters escaped, at most 2,000
 /// characters.
 struct OneLineError: Error, CustomStringConvertible {
     let description: String
-    init(_ error: Error) {
+    init(_ error: Error) { self.init("\(error)") }
+    init(_ message: String) {
         var text = ""
-        for scalar in "\(error)".unicodeScalars {
+        for scalar in message.unicodeScalars {
             switch scalar {
             case "\n": text += "\\n"
             case "\r": text += "\\r"

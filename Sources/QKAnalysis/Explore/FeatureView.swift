@@ -66,6 +66,14 @@ public enum TokenText {
         return first ? p : " " + p
     }
 
+    /// A token's text as a person types it: lower-cased, without a leading space or a word-piece
+    /// / byte-level / SentencePiece marker (`##`, `Ġ`, `▁`), so "the" finds "The", " the" and "Ġthe".
+    public static func normalised(_ s: String) -> String {
+        var t = s.lowercased().trimmingCharacters(in: .whitespaces)
+        for prefix in ["##", "ġ", "▁"] where t.hasPrefix(prefix) { t.removeFirst(prefix.count) }
+        return t
+    }
+
     /// An example as one line with the firing token marked «like this».
     public static func marked(_ e: FeatureView.Example, wordPiece: Bool) -> String {
         e.tokens.enumerated().map { n, p in

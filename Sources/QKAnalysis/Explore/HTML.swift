@@ -80,6 +80,7 @@ enum HTML {
     body { font-family: system-ui, sans-serif; margin: 0; color: #222; }
     nav { background: #2c3e50; padding: 8px 16px; } nav a { color: #fff; text-decoration: none; margin-right: 4px; }
     main { padding: 12px 20px; }
+    .label { color: #666; font-size: 12px; }
     table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
     th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; } td.num { text-align: right; font-family: monospace; }
     th { background: #f3f3f3; }

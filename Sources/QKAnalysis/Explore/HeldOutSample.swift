@@ -78,6 +78,12 @@ public struct ExploredRun: Sendable {
         return (q, k)
     }
 
+    /// The model's own pattern `[n_head, t, t]` of one sequence at the run's layer.
+    public func truePattern(of tokens: [Int32]) throws -> Tensor {
+        let capture = try model.capture(TokenBatch(sequences: [tokens]), layer: options.layer)
+        return capture.pattern.reshaped([model.config.nHead, tokens.count, tokens.count])
+    }
+
     /// True, transcoder-reconstructed and pruned-map patterns `[n_head, t, t]` of one sequence.
     public func patterns(of tokens: [Int32]) throws -> (true: Tensor, reconstructed: Tensor, pruned: Tensor?) {
         let capture = try model.capture(TokenBatch(sequences: [tokens]), layer: options.layer)

@@ -51,6 +51,8 @@ public struct ReportSite {
 
         progress?("summary")
         try put("index.html", HTML.page(title: "qkdb run \(run)", root: "", body: summaryBody(info)))
+        try put("metrics.html", HTML.page(title: "metrics", root: "", body: metricsBody(info)))
+        let labels = try store.labels(run: run)
 
         progress?("codes of the held-out sample")
         let sequences = try explored.heldOutSequences(store: store)
@@ -64,11 +66,13 @@ public struct ReportSite {
         let perHead = tops.heads.map(\.sorted)
         let qPartners = tops.queryPartners.mapValues { $0.flatMap(\.sorted) }
         let kPartners = tops.keyPartners.mapValues { $0.flatMap(\.sorted) }
-        try put("heads.html", HTML.page(title: "heads", root: "", body: headsBody(perHead, hasMap: info.pairMap != nil)))
+        let attention = try HeadAttention.stored(metrics: info.spec.metrics) ?? HeadAttention.measure(explored, store: store)
+        let overview = try HeadsOverview.summarize(store: store, run: run, attention: attention, topPairs: 0)
+        try put("heads.html", HTML.page(title: "heads", root: "", body: headsBody(overview, perHead, hasMap: info.pairMap != nil, labels: labels)))
         // The sinks `qkdb sinks` lists, from the same ranking (`Store.sinks`: pairs' importance plus
         // the key-bias term's), so the two never disagree.
         let sinks = info.pairMap?.columns.contains(.importance) == true ? try store.sinks(run: run, threshold: 0.9, topQueries: 3) : []
-        try put("sinks.html", HTML.page(title: "sinks", root: "", body: sinksBody(sinks)))
+        try put("sinks.html", HTML.page(title: "sinks", root: "", body: sinksBody(sinks, labels: labels)))
 
         progress?("feature pages")
         var live: [FeatureSide: [Int]] = [.query: [], .key: []]
@@ -94,11 +98,11 @@ public struct ReportSite {
                     view.examples[n].values = (0..<e.tokens.count).map { ReportSite.activation(sideCodes[e.sequenceID], row: lo + $0, feature: f) }
                 }
                 try put("features/\(side.rawValue)-\(f).html", HTML.page(title: "\(side.rawValue) feature \(f)", root: "../",
-                                                                           body: featureBody(view, wordPiece: wordPiece, live: live)))
+                                                                           body: featureBody(view, wordPiece: wordPiece, live: live, labels: labels)))
                 pages += 1
             }
         }
-        try put("features.html", HTML.page(title: "features", root: "", body: featureIndexBody(live, qHist: qHist, kHist: kHist)))
+        try put("features.html", HTML.page(title: "features", root: "", body: featureIndexBody(live, qHist: qHist, kHist: kHist, labels: labels)))
         return pages
     }
 
@@ -118,38 +122,74 @@ public struct ReportSite {
         body += "<tr><th>d_query × d_key</th><td>\(info.spec.dQuery) × \(info.spec.dKey)</td></tr><tr><th>status</th><td>\(HTML.escape(info.spec.status))</td></tr>"
         body += "<tr><th>pairs</th><td>\(info.pairMap.map { String($0.nnz) } ?? "none")</td></tr></table>"
         body += ReportSite.headline(info.spec.metrics, layer: info.spec.layer)
-        body += "<h2>All stored metrics</h2><table id=\"metrics\"><tr><th>metric</th><th>value</th></tr>"
+        return body + "<p>Every stored figure under its raw key: <a href=\"metrics.html\">all metrics</a>.</p>"
+    }
+
+    /// Every stored metric under its dotted key, for those who want the raw record.
+    func metricsBody(_ info: RunInfo) -> String {
+        var body = "<h1>All stored metrics of run \(info.id)</h1><table id=\"metrics\"><tr><th>metric</th><th>value</th></tr>"
         for (key, value) in ReportSite.flatten(info.spec.metrics) {
             body += "<tr data-metric=\"\(HTML.escape(key))\"><th>\(HTML.escape(key))</th><td class=\"num\">\(HTML.escape(value))</td></tr>"
         }
         return body + "</table>"
     }
 
-    /// The figures a reader looks at first: what patching each pattern in recovers, and the
-    /// pattern KL of step 1 and of the pruned map (empty when the run has none of them yet).
+    /// A number as the summary shows it: four significant figures.
+    static func figure(_ v: Any?) -> String? {
+        guard let n = v as? NSNumber else { return nil }
+        return NumberText.short(n.doubleValue)
+    }
+
+    /// The figures a reader looks at first, under names: what patching each pattern in recovers,
+    /// step 1's held-out figures and the sparsity it chose, and the pair map's (empty rows are
+    /// left out for a run that has not reached a stage).
     static func headline(_ json: String, layer: Int?) -> String {
         guard let m = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any] else { return "" }
         var body = ""
+        func table(_ id: String, _ title: String, _ rows: [(String, String?)]) {
+            let shown = rows.compactMap { r in r.1.map { (r.0, $0) } }
+            guard !shown.isEmpty else { return }
+            body += "<h2>\(title)</h2><table id=\"\(id)\">"
+            for (name, value) in shown { body += "<tr><th>\(name)</th><td class=\"num\">\(HTML.escape(value))</td></tr>" }
+            body += "</table>"
+        }
         if let eval = m["eval"] as? [String: Any], let results = eval["results"] as? [[String: Any]] {
             body += "<h2>Evaluation: patterns patched into layer \(layer.map(String.init) ?? "?")</h2>"
+            body += "<p>\(figure(eval["sequences"]) ?? "?") held-out sequences.</p>"
             body += "<table id=\"evaluation\"><tr><th>pattern</th><th>\(HTML.escape(eval["metricName"] as? String ?? "metric"))</th><th>recovered</th></tr>"
             for r in results {
-                let name = r["name"] as? String ?? ""
-                let metric = (r["metric"] as? NSNumber).map { String(format: "%.4f", $0.doubleValue) } ?? ""
-                let recovered = (r["recovered"] as? NSNumber).map { String(format: "%.3f", $0.doubleValue) } ?? ""
-                body += "<tr><th>\(HTML.escape(name))</th><td class=\"num\">\(metric)</td><td class=\"num\">\(recovered)</td></tr>"
+                let name = (r["name"] as? String ?? "").replacingOccurrences(of: "_", with: " ")
+                body += "<tr><th>\(HTML.escape(name))</th><td class=\"num\">\(figure(r["metric"]) ?? "")</td><td class=\"num\">\(figure(r["recovered"]) ?? "")</td></tr>"
             }
             body += "</table>"
         }
-        if let step2 = m["step2"] as? [String: Any] {
-            body += "<h2>Pair map</h2><table id=\"pairmap\">"
-            for (key, label) in [("klUnmasked", "pattern KL, unmasked map"), ("klTrained", "pattern KL, trained mask"), ("klPruned", "pattern KL, pruned map"),
-                                 ("entriesAfterPruning", "pairs kept"), ("maskedFractionLive", "share of live map masked"),
-                                 ("liveQueryFeatures", "live query features"), ("liveKeyFeatures", "live key features")] {
-                guard let v = step2[key] as? NSNumber else { continue }
-                body += "<tr><th>\(label)</th><td class=\"num\">\(v)</td></tr>"
-            }
-            body += "</table>"
+        if let s1 = m["step1"] as? [String: Any] {
+            func pair(_ a: String, _ b: String) -> String? { figure(s1[a]).flatMap { x in figure(s1[b]).map { "\(x) / \($0)" } } }
+            table("step1", "Step 1: transcoders (held-out)", [
+                ("pattern KL, both reconstructed (nats per query row)", figure(s1["klFull"])),
+                ("pattern KL, q̂ only / k̂ only", pair("klQOnly", "klKOnly")),
+                ("baselines: uniform attention / mean pattern", pair("baselineUniformKL", "baselineMeanPatternKL")),
+                ("L0 query / key (features firing per token)", pair("l0Query", "l0Key")),
+                ("live features query / key", pair("liveQuery", "liveKey")),
+                ("explained variance of q / k", pair("explainedVarianceQ", "explainedVarianceK")),
+                ("top-1 source agreement", figure(s1["top1Agreement"])),
+                ("training speed (tokens/s)", figure(s1["tokensPerSecond"])),
+            ])
+        }
+        if let s2 = m["step2"] as? [String: Any] {
+            let search = s2["penalty_search"] as? [String: Any]
+            table("pairmap", "Step 2: the pair map (held-out)", [
+                ("pairs kept", figure(s2["entriesAfterPruning"])),
+                ("co-firing entries trained", figure(s2["entriesConsidered"])),
+                ("share of the live map masked", figure(s2["maskedFractionLive"])),
+                ("share of the whole map masked", figure(s2["maskedFractionWhole"])),
+                ("pattern KL, unmasked map", figure(s2["klUnmasked"])),
+                ("pattern KL, trained mask", figure(s2["klTrained"])),
+                ("pattern KL, pruned map", figure(s2["klPruned"])),
+                ("mask penalty μ" + (search != nil ? " (chosen from the data)" : ""), figure(s2["penalty"])),
+                ("live query features", figure(s2["liveQueryFeatures"])),
+                ("live key features", figure(s2["liveKeyFeatures"])),
+            ])
         }
         return body + FrontierPlot.section(m)
     }
@@ -201,42 +241,68 @@ public struct ReportSite {
         return body
     }
 
-    func pairRows(_ rows: [PairRow], link: Bool, root: String) -> String {
+    /// A feature as a link to its page, with its label beside it.
+    static func featureLink(_ side: FeatureSide, _ f: Int, root: String, labels: FeatureLabels) -> String {
+        let label = labels[side, f].map { " <span class=\"label\">\(HTML.escape($0))</span>" } ?? ""
+        return "<a href=\"\(root)features/\(side.rawValue)-\(f).html\">\(side == .query ? "q" : "k")\(f)</a>\(label)"
+    }
+
+    static func short(_ x: Float?) -> String { x.map { NumberText.short(Double($0)) } ?? "" }
+
+    func pairRows(_ rows: [PairRow], link: Bool, root: String, labels: FeatureLabels) -> String {
         var s = "<table class=\"pairs\"><tr><th>head</th><th>query feature</th><th>key feature</th><th>value</th><th>importance</th><th>mean contribution</th></tr>"
         for r in rows {
             let cls = r.value < 0 ? "neg" : "pos"
-            s += "<tr><td>\(r.head)</td><td><a href=\"\(root)features/query-\(r.queryFeature).html\">q\(r.queryFeature)</a></td>"
-            s += "<td><a href=\"\(root)features/key-\(r.keyFeature).html\">k\(r.keyFeature)</a></td><td class=\"num \(cls)\">\(NumberText.float(r.value))</td>"
-            s += "<td class=\"num\">\(r.importance.map(NumberText.float) ?? "")</td><td class=\"num\">\(r.meanContribution.map(NumberText.float) ?? "")</td></tr>"
+            s += "<tr><td>\(r.head)</td><td>\(ReportSite.featureLink(.query, r.queryFeature, root: root, labels: labels))</td>"
+            s += "<td>\(ReportSite.featureLink(.key, r.keyFeature, root: root, labels: labels))</td><td class=\"num \(cls)\">\(ReportSite.short(r.value))</td>"
+            s += "<td class=\"num\">\(ReportSite.short(r.importance))</td><td class=\"num\">\(ReportSite.short(r.meanContribution))</td></tr>"
         }
         return s + "</table>"
     }
 
-    func headsBody(_ perHead: [[PairRow]], hasMap: Bool) -> String {
-        guard hasMap else { return "<h1>Heads</h1><p>This run has no pair map yet.</p>" }
-        var body = "<h1>Top pairs per head (by importance)</h1>"
+    /// The table `qkdb heads` prints (one row per head: where it attends, its pair count, its best
+    /// pair), then each head's top pairs.
+    func headsBody(_ overview: [HeadSummary], _ perHead: [[PairRow]], hasMap: Bool, labels: FeatureLabels) -> String {
+        var body = "<h1>Heads at a glance</h1><p>Attention shares are means over held-out query positions p ≥ 1 of the true pattern "
+        body += "(as <code>qkdb heads</code> prints them); entropy in nats.</p>"
+        let rope = overview.contains { !$0.peakOffsets.isEmpty }
+        body += "<table id=\"heads\"><tr><th>head</th><th>role</th><th>first position</th><th>previous token</th><th>same token</th><th>entropy</th>"
+        body += "<th>mean offset</th><th>pairs</th>\(rope ? "<th>peak offsets</th>" : "")<th>top pair</th></tr>"
+        for s in overview {
+            let a = s.attention
+            func f(_ x: Double?) -> String { x.map(NumberText.short) ?? "" }
+            body += "<tr data-head=\"\(s.head)\"><td><a href=\"#head-\(s.head)\">\(s.head)</a></td><td>\(a?.role ?? "")</td><td class=\"num\">\(f(a?.firstPosition))</td>"
+            body += "<td class=\"num\">\(f(a?.previousToken))</td><td class=\"num\">\(f(a?.sameToken))</td><td class=\"num\">\(f(a?.entropy))</td>"
+            body += "<td class=\"num\">\(f(a?.meanOffset))</td><td class=\"num\">\(s.pairs)</td>"
+            if rope { body += "<td>" + s.peakOffsets.prefix(3).map { "\($0.offset): \(Int((100 * $0.share).rounded()))%" }.joined(separator: ", ") + "</td>" }
+            let best = s.head < perHead.count ? perHead[s.head].first : nil
+            body += "<td>" + (best.map { ReportSite.featureLink(.query, $0.queryFeature, root: "", labels: labels) + " × " + ReportSite.featureLink(.key, $0.keyFeature, root: "", labels: labels) } ?? "") + "</td></tr>"
+        }
+        body += "</table>"
+        guard hasMap else { return body + "<p>This run has no pair map yet.</p>" }
+        body += "<h2>Top pairs per head (by importance)</h2>"
         for (h, rows) in perHead.enumerated() {
-            body += "<section class=\"head\" id=\"head-\(h)\"><h2>head \(h)</h2>" + pairRows(rows, link: true, root: "") + "</section>"
+            body += "<section class=\"head\" id=\"head-\(h)\"><h3>head \(h)</h3>" + pairRows(rows, link: true, root: "", labels: labels) + "</section>"
         }
         return body
     }
 
-    func sinksBody(_ sinks: [SinkFeature]) -> String {
+    func sinksBody(_ sinks: [SinkFeature], labels: FeatureLabels) -> String {
         var body = "<h1>Sink features</h1><p>Key features firing mostly on BOS/[CLS] (bos fraction ≥ 0.9), ranked as <code>qkdb sinks</code> "
         body += "ranks them: by the attention importance they carry, their pairs' plus the key-bias term B·a<sub>K</sub>'s (shown on its own).</p>"
         guard !sinks.isEmpty else { return body + "<p>No sink features found.</p>" }
         body += "<table id=\"sinks\"><tr><th>key feature</th><th>bos fraction</th><th>density</th><th>total importance</th><th>key-bias importance</th><th>strongest heads: top query features</th></tr>"
         for s in sinks {
-            body += "<tr><td><a href=\"features/key-\(s.keyFeature).html\">k\(s.keyFeature)</a></td><td class=\"num\">\(NumberText.double(s.bosFraction))</td>"
-            body += "<td class=\"num\">\(s.density.map(NumberText.double) ?? "")</td><td class=\"num\">\(NumberText.double(s.totalImportance))</td>"
-            body += "<td class=\"num\">\(NumberText.double(s.keyBiasImportance))</td>"
+            body += "<tr><td>\(ReportSite.featureLink(.key, s.keyFeature, root: "", labels: labels))</td><td class=\"num\">\(NumberText.short(s.bosFraction))</td>"
+            body += "<td class=\"num\">\(s.density.map(NumberText.short) ?? "")</td><td class=\"num\">\(NumberText.short(s.totalImportance))</td>"
+            body += "<td class=\"num\">\(NumberText.short(s.keyBiasImportance))</td>"
             let strongest = s.heads.sorted { $0.importance > $1.importance }.prefix(4)
-            body += "<td>" + strongest.map { h in "\(h.head): " + h.queries.prefix(3).map { "<a href=\"features/query-\($0.queryFeature).html\">q\($0.queryFeature)</a>" }.joined(separator: " ") }.joined(separator: "; ") + "</td></tr>"
+            body += "<td>" + strongest.map { h in "\(h.head): " + h.queries.prefix(3).map { ReportSite.featureLink(.query, $0.queryFeature, root: "", labels: labels) }.joined(separator: " ") }.joined(separator: "; ") + "</td></tr>"
         }
         return body + "</table>"
     }
 
-    func featureIndexBody(_ live: [FeatureSide: [Int]], qHist: [ActivationHistogram], kHist: [ActivationHistogram]) -> String {
+    func featureIndexBody(_ live: [FeatureSide: [Int]], qHist: [ActivationHistogram], kHist: [ActivationHistogram], labels: FeatureLabels) -> String {
         var body = "<h1>Live features</h1><p><label>Go to feature: <select id=\"side\"><option>query</option><option>key</option></select> "
         body += "<input id=\"search\" type=\"number\" min=\"0\" placeholder=\"index\"></label> <button id=\"go\">open</button> <span id=\"msg\"></span></p>"
         let lists = [FeatureSide.query, .key].map { s in "\"\(s.rawValue)\": [" + (live[s] ?? []).map(String.init).joined(separator: ",") + "]" }
@@ -254,20 +320,23 @@ public struct ReportSite {
             body += "<h2>\(side.rawValue) features (\((live[side] ?? []).count) live)</h2><p class=\"flist\">"
             body += (live[side] ?? []).map { f in
                 let d = f < hist.count ? String(format: "%.4f", hist[f].density) : ""
-                return "<a href=\"features/\(side.rawValue)-\(f).html\" title=\"density \(d)\">\(f)</a>"
+                let label = labels[side, f].map { " · " + HTML.escape($0) } ?? ""
+                return "<a href=\"features/\(side.rawValue)-\(f).html\" title=\"density \(d)\(label)\">\(f)</a>"
             }.joined(separator: " ")
             body += "</p>"
         }
         return body
     }
 
-    func featureBody(_ v: FeatureView, wordPiece: Bool, live: [FeatureSide: [Int]]) -> String {
-        var body = "<h1>\(v.side.rawValue) feature \(v.index)</h1><table class=\"stats\">"
+    func featureBody(_ v: FeatureView, wordPiece: Bool, live: [FeatureSide: [Int]], labels: FeatureLabels) -> String {
+        var body = "<h1>\(v.side.rawValue) feature \(v.index)</h1>"
+        if let label = labels[v.side, v.index] { body += "<p class=\"label\" id=\"label\">\(HTML.escape(label))</p>" }
+        body += "<table class=\"stats\">"
         if let s = v.stats {
-            body += "<tr><th>density</th><td class=\"num\">\(s.density.map(NumberText.double) ?? "")</td></tr>"
-            body += "<tr><th>mean activation</th><td class=\"num\">\(s.meanActivation.map(NumberText.double) ?? "")</td></tr>"
-            body += "<tr><th>max activation</th><td class=\"num\">\(s.maxActivation.map(NumberText.double) ?? "")</td></tr>"
-            body += "<tr><th>bos fraction</th><td class=\"num\">\(s.bosFraction.map(NumberText.double) ?? "")</td></tr>"
+            body += "<tr><th>density</th><td class=\"num\">\(s.density.map(NumberText.short) ?? "")</td></tr>"
+            body += "<tr><th>mean activation</th><td class=\"num\">\(s.meanActivation.map(NumberText.short) ?? "")</td></tr>"
+            body += "<tr><th>max activation</th><td class=\"num\">\(s.maxActivation.map(NumberText.short) ?? "")</td></tr>"
+            body += "<tr><th>bos fraction</th><td class=\"num\">\(s.bosFraction.map(NumberText.short) ?? "")</td></tr>"
         }
         body += "</table>"
         if let h = v.histogram {
@@ -289,7 +358,7 @@ public struct ReportSite {
         }
         if v.examples.isEmpty { body += "<p>(none stored)</p>" }
         body += "<h2>Partners on each head</h2>"
-        body += v.partners.isEmpty ? "<p>No surviving pairs.</p>" : pairRows(v.partners, link: true, root: "../")
+        body += v.partners.isEmpty ? "<p>No surviving pairs.</p>" : pairRows(v.partners, link: true, root: "../", labels: labels)
         return body
     }
 }

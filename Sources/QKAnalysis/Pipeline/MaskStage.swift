@@ -61,8 +61,8 @@ public enum MaskStage {
 
         // One transaction: the pair map and everything measured with it land together.
         try store.stage {
-            try write(result, run: run, heldOut: plan.heldOut, model: model, store: store, maskSeconds: maskSeconds,
-                      keyFirstPosition: key.firstPositionFeature)
+            try write(result, run: run, heldOut: plan.heldOut, heldOutCodes: heldOut, model: model, store: store,
+                      maskSeconds: maskSeconds, keyFirstPosition: key.firstPositionFeature)
         }
         return result
     }
@@ -91,23 +91,28 @@ public enum MaskStage {
     }
 
     /// The label the store gives the key dictionary's first-position feature (`qkdb feature`,
-    /// `export --what features`); other features have none.
+    /// `export --what features`); step 1 gives other features none, step 2 an automatic one.
     static func label(side: FeatureSide, index: Int, keyFirstPosition: Int?) -> String? {
         side == .key && index == keyFirstPosition ? "first position (set, not encoded)" : nil
     }
 
-    static func write(_ r: PairMapResult, run: Int64, heldOut: SequenceSet, model: any TransformerModel,
+    static func write(_ r: PairMapResult, run: Int64, heldOut: SequenceSet, heldOutCodes: [PairMapSequence], model: any TransformerModel,
                       store: Store, maskSeconds: Double, keyFirstPosition: Int?) throws {
         try writePairMap(r, run: run, nHead: model.config.nHead, store: store)
 
+        // Automatic labels: what each feature usually fires on over the held-out sequences.
+        let tokenizer = model.tokenizer
+        let heldOutTokens = (0..<heldOut.count).map { Array(heldOut.sequence($0)) }
         var features: [FeatureStats] = []
         var examples: [FeatureExample] = []
         for (side, s) in [(FeatureSide.query, r.queryFeatures), (.key, r.keyFeatures)] {
+            let tokens = FeatureTokens(codes: heldOutCodes.map { side == .query ? $0.query : $0.key }, tokens: heldOutTokens, width: s.width)
             for f in 0..<s.width {
                 features.append(FeatureStats(side: side, index: f, alive: s.alive[f], density: Double(s.density[f]),
                                              meanActivation: Double(s.meanActivation[f]), maxActivation: Double(s.maxActivation[f]),
                                              bosFraction: Double(s.bosFraction[f]),
-                                             label: label(side: side, index: f, keyFirstPosition: keyFirstPosition)))
+                                             label: label(side: side, index: f, keyFirstPosition: keyFirstPosition)
+                                                ?? tokens.label(f) { tokenizer.tokenString($0) }))
                 for (rank, e) in (s.exampleStart[f]..<s.exampleStart[f + 1]).enumerated() {
                     examples.append(FeatureExample(side: side, feature: f, rank: rank, sequenceID: Int(s.exampleSequence[e]),
                                                    position: Int(s.examplePosition[e]), activation: s.exampleActivation[e]))
@@ -116,12 +121,14 @@ public enum MaskStage {
         }
         try store.putFeatures(run: run, features)
         try store.putExamples(run: run, examples)
-        try store.putSequences(run: run, (0..<heldOut.count).map { (id: $0, tokens: Array(heldOut.sequence($0))) })
-        let tokenizer = model.tokenizer
+        try store.putSequences(run: run, heldOutTokens.enumerated().map { (id: $0.offset, tokens: $0.element) })
         try store.putVocabulary(run: run, (0..<tokenizer.vocabSize).map { (id: $0, text: tokenizer.tokenString(Int32($0))) })
         var step2 = try jsonObject(r.metrics) as? [String: Any] ?? [:]
         step2["seconds"] = maskSeconds
         if let search = r.penaltySearch { step2["penalty_search"] = try jsonObject(search) }
+        var attention = HeadAttention.Tally(nHead: model.config.nHead)
+        for s in heldOutCodes { attention.add(pattern: s.pattern) }
+        step2[HeadAttention.metricsKey] = try jsonObject(attention.heads)
         try store.mergeMetrics(run: run, try jsonText(["step2": step2]))
         try store.setStatus(run: run, "masked")
     }

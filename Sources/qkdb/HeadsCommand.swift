@@ -1,0 +1,63 @@
+import ArgumentParser
+import Foundation
+import QKStore
+import QKAnalysis
+
+/// `qkdb heads` — every head of a run at a glance: where it attends (first position, previous
+/// token, same token; entropy; mean look-back), its share of the pruned map, and its top pairs
+/// with their features' labels.
+struct HeadsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "heads", abstract: "Every head at a glance: what it attends to and its top pairs.",
+        discussion: """
+        Attention shares are means over the held-out sequences' query positions p ≥ 1 of the model's own pattern: \
+        first_position = P(p, 0), previous_token = P(p, p−1), same_token = P(p, p); entropy in nats (uniform: \
+        uniform_entropy); mean_offset = Σ_s P(p, s)·(p − s). role: a majority (≥ 0.5) on the first position, previous \
+        or same token, else broad (entropy ≥ 3/4 of uniform's) or mixed. Runs whose step 2 did not measure these \
+        are measured now with one forward pass (needs the run's model). RoPE runs add peak_offsets: the offsets the \
+        head's pairs peak at, weighted by importance.
+        """)
+
+    @OptionGroup var location: StoreLocation
+    @Option(name: .customLong("run"), help: "Run id (see `qkdb runs`).") var runID: Int64
+    @Option(help: "Top pairs listed per head; 0 = none.") var top: Int = 3
+    @Option(help: "table, csv or json.") var format: StoreOutputFormat = .table
+    @OptionGroup var model: RunModelArgument
+
+    func validate() throws {
+        guard top >= 0 else { throw StoreError("--top must be 0 (none) or positive") }
+    }
+
+    func run() throws {
+        let store = try Store(path: location.store)
+        let info = try store.run(runID)
+        var attention = HeadAttention.stored(metrics: info.spec.metrics)
+        if attention == nil, info.spec.kind == .trained {
+            do {
+                attention = try HeadAttention.measure(try ExploredRun.open(store: store, run: runID, modelPath: model.model, loadPairMap: false), store: store)
+            } catch let missing as RunModel.Missing {
+                FileHandle.standardError.write(Data("note: the attention columns need the run's model: \(missing.message)\n".utf8))
+            }
+        }
+        let heads = try HeadsOverview.summarize(store: store, run: runID, attention: attention, topPairs: top)
+        let labels = try store.labels(run: runID)
+        let rope = heads.contains { !$0.peakOffsets.isEmpty }
+        var t = ResultTable(headers: ["head", "role", "first_position", "previous_token", "same_token", "entropy", "uniform_entropy", "mean_offset", "pairs"]
+                            + (rope ? ["peak_offsets"] : []) + ["rank", "query_feature", "key_feature", "importance", "value", "query_label", "key_label"])
+        for s in heads {
+            let a = s.attention
+            var lead: [ResultTable.Cell] = [.int(s.head), .init(a?.role), .init(a?.firstPosition), .init(a?.previousToken), .init(a?.sameToken),
+                                            .init(a?.entropy), .init(a?.uniformEntropy), .init(a?.meanOffset), .int(s.pairs)]
+            if rope {
+                lead.append(.text(s.peakOffsets.prefix(3).map { "\($0.offset): \(Int((100 * $0.share).rounded()))%" }.joined(separator: ", ")))
+            }
+            if s.topPairs.isEmpty { t.rows.append(lead + [.null, .null, .null, .null, .null, .null, .null]) }
+            for (n, p) in s.topPairs.enumerated() {
+                t.rows.append(lead + [.int(n + 1), .int(p.queryFeature), .int(p.keyFeature), .init(p.importance), .float(p.value),
+                                      .init(labels[.query, p.queryFeature]), .init(labels[.key, p.keyFeature])])
+            }
+        }
+        let headColumns = Array(t.headers.prefix(rope ? 10 : 9))
+        printOut((format == .table ? t.blankingRepeats([(["head"], headColumns)]) : t).render(format))
+    }
+}
