@@ -9,10 +9,11 @@ if ! command -v chromium >/dev/null 2>&1; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
         || echo "note: could not install chromium; the report DOM test will be skipped" >&2
 fi
-# The schema test reads a tensor with Python's sqlite3, zstandard and numpy (tools/store/read_tensor.py).
-if command -v python3 >/dev/null 2>&1 && ! python3 -c "import zstandard, numpy" >/dev/null 2>&1; then
-    python3 -m pip install -q zstandard numpy >/dev/null 2>&1 || pip install -q --break-system-packages zstandard numpy >/dev/null 2>&1 \
-        || echo "note: could not install zstandard/numpy; the schema decoding test will fail" >&2
+# The schema test reads a tensor with Python's sqlite3, zstandard and numpy (tools/store/read_tensor.py);
+# the README quick-start and CSV tests load exports in DuckDB and pandas, as a researcher would.
+if command -v python3 >/dev/null 2>&1 && ! python3 -c "import zstandard, numpy, duckdb, pandas" >/dev/null 2>&1; then
+    python3 -m pip install -q zstandard numpy duckdb pandas >/dev/null 2>&1 || pip install -q --break-system-packages zstandard numpy duckdb pandas >/dev/null 2>&1 \
+        || echo "note: could not install zstandard/numpy/duckdb/pandas; the schema decoding and CSV tests will fail" >&2
 fi
 log=$(mktemp)
 # Per-test "started/passed" lines are dropped to keep the log readable; failures and totals stay.

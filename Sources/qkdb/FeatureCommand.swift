@@ -95,7 +95,7 @@ extension FeatureCommand {
     func examplesAndHistogram(_ view: FeatureView, _ h: ActivationHistogram?, wordPiece: Bool) -> String {
         var text = "max-activating examples (held-out sequence:position, activation):\n"
         text += view.examples.isEmpty ? "(none stored)\n" : view.examples.map {
-            String(format: "%5d:%-4d %8.3f  ", $0.sequenceID, $0.position, $0.activation) + TokenText.marked($0, wordPiece: wordPiece)
+            String(format: "%5d:%-4d ", $0.sequenceID, $0.position) + NumberText.short(Double($0.activation)).leftPadded(8) + "  " + TokenText.marked($0, wordPiece: wordPiece)
         }.joined(separator: "\n") + "\n"
         text += "\n"
         if let h {

@@ -9,7 +9,7 @@ struct FeaturesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "features", abstract: "Find features by what they fire on: a token, or text in their examples.",
         discussion: """
-        --token T matches every vocabulary entry that reads as T (case-insensitive, ignoring a leading space, Ġ, ▁ or ##) \
+        --token T matches every vocabulary entry that reads as T (case-sensitive, ignoring a leading space, Ġ, ▁ or ##) \
         and ranks the features firing on its held-out occurrences by mean activation over all of them (recomputed with \
         one forward pass; needs the run's model). --text S lists features whose stored max-activating examples contain S \
         within --window tokens of the firing token, most matching examples first (no model needed).

@@ -12,8 +12,9 @@ struct HeadsCommand: ParsableCommand {
         discussion: """
         Attention shares are means over the held-out sequences' query positions p ≥ 1 of the model's own pattern: \
         first_position = P(p, 0), previous_token = P(p, p−1), same_token = P(p, p); entropy in nats (uniform: \
-        uniform_entropy); mean_offset = Σ_s P(p, s)·(p − s). role: a majority (≥ 0.5) on the first position, previous \
-        or same token, else broad (entropy ≥ 3/4 of uniform's) or mixed. Runs whose step 2 did not measure these \
+        uniform_entropy); mean_offset = Σ_s P(p, s)·(p − s); uniform_share = what uniform attention puts on one key. \
+        role: the first position, previous or same token, whichever share is the largest multiple of uniform_share, \
+        if at least 1.5×; else broad (entropy ≥ 3/4 of uniform's) or content. Runs whose step 2 did not measure these \
         are measured now with one forward pass (needs the run's model). RoPE runs add peak_offsets: the offsets the \
         head's pairs peak at, weighted by importance.
         """)
@@ -42,12 +43,12 @@ struct HeadsCommand: ParsableCommand {
         let heads = try HeadsOverview.summarize(store: store, run: runID, attention: attention, topPairs: top)
         let labels = try store.labels(run: runID)
         let rope = heads.contains { !$0.peakOffsets.isEmpty }
-        var t = ResultTable(headers: ["head", "role", "first_position", "previous_token", "same_token", "entropy", "uniform_entropy", "mean_offset", "pairs"]
+        var t = ResultTable(headers: ["head", "role", "first_position", "previous_token", "same_token", "uniform_share", "entropy", "uniform_entropy", "mean_offset", "pairs"]
                             + (rope ? ["peak_offsets"] : []) + ["rank", "query_feature", "key_feature", "importance", "value", "query_label", "key_label"])
         for s in heads {
             let a = s.attention
             var lead: [ResultTable.Cell] = [.int(s.head), .init(a?.role), .init(a?.firstPosition), .init(a?.previousToken), .init(a?.sameToken),
-                                            .init(a?.entropy), .init(a?.uniformEntropy), .init(a?.meanOffset), .int(s.pairs)]
+                                            .init(a?.uniformShare), .init(a?.entropy), .init(a?.uniformEntropy), .init(a?.meanOffset), .int(s.pairs)]
             if rope {
                 lead.append(.text(s.peakOffsets.prefix(3).map { "\($0.offset): \(Int((100 * $0.share).rounded()))%" }.joined(separator: ", ")))
             }
@@ -57,7 +58,7 @@ struct HeadsCommand: ParsableCommand {
                                       .init(labels[.query, p.queryFeature]), .init(labels[.key, p.keyFeature])])
             }
         }
-        let headColumns = Array(t.headers.prefix(rope ? 10 : 9))
+        let headColumns = Array(t.headers.prefix(rope ? 11 : 10))
         printOut((format == .table ? t.blankingRepeats([(["head"], headColumns)]) : t).render(format))
     }
 }

@@ -136,6 +136,9 @@ func printOut(_ text: String) {
 }
 
 extension String {
+    /// Right-aligned in `width` characters.
+    func leftPadded(_ width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
+
     /// Without trailing spaces (leading ones stay: a blank first cell keeps the columns aligned).
     var trailingSpacesRemoved: String {
         var s = Substring(self)

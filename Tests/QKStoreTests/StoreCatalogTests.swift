@@ -112,11 +112,14 @@ final class StoreCatalogTests: XCTestCase {
         let out = path + ".csv"
         XCTAssertEqual(try store.exportCSV(run: run, what: .pairs, to: out), coo.count)
         let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
-        XCTAssertEqual(lines[0], "head,query_feature,key_feature,value,mask,importance,mean_contribution,cooccurrence,peak")
+        XCTAssertEqual(lines[0], "run,head,query_feature,key_feature,value,mask,importance,mean_contribution,cooccurrence,peak,query_label,key_label")
         let order = (0..<coo.count).sorted { (coo.head[$0], coo.queryFeature[$0], coo.keyFeature[$0]) < (coo.head[$1], coo.queryFeature[$1], coo.keyFeature[$1]) }
         XCTAssertEqual(lines.count, coo.count + 1)
         for (line, n) in zip(lines.dropFirst(), order) {
-            let f = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            let all = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            XCTAssertEqual(all.first, String(run))
+            XCTAssertEqual(all.suffix(2), ["", ""])   // an imported run has no labels
+            let f = Array(all.dropFirst())
             XCTAssertEqual(f[0...2].map { Int32($0)! }, [coo.head[n], coo.queryFeature[n], coo.keyFeature[n]])
             XCTAssertEqual(Float(f[3])!.bitPattern, coo.columns[.value]![n].bitPattern)
             XCTAssertEqual(Float(f[4])!.bitPattern, coo.columns[.mask]![n].bitPattern)

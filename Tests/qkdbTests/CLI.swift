@@ -102,14 +102,33 @@ final class CLIBasicsTests: XCTestCase {
     func testHelpListsEveryCommand() throws {
         let r = try CLI.run(["--help"])
         XCTAssertEqual(r.status, 0)
-        for c in ["harvest", "train", "mask", "eval", "run", "sweep", "runs", "pairs", "sinks", "feature", "explain", "export", "verify"] {
+        for c in ["harvest", "train", "mask", "eval", "run", "sweep", "runs", "heads", "pairs", "sinks", "feature", "features", "label",
+                  "explain", "export", "export-dictionaries", "import-pairs", "verify", "report"] {
             XCTAssertTrue(r.stdout.contains("  \(c) "), "help lacks \(c)")
         }
     }
 
     func testUnknownCommandFailsWithOneLine() throws {
         let r = try CLI.run(["frobnicate"])
-        XCTAssertNotEqual(r.status, 0)
-        XCTAssertFalse(r.stderr.isEmpty)
+        XCTAssertEqual(r.status, 64)
+        XCTAssertEqual(r.errorLines.count, 1, r.stderr)
+    }
+
+    /// Argument errors are one line (ArgumentParser's own message, then where the usage is); help
+    /// and --version are ArgumentParser's own output, exit 0.
+    func testArgumentErrorsAreOneLineAndVersionPrints() throws {
+        for args in [["pairs", "--store", "s.qkdb"], ["sinks", "--store", "s.qkdb", "--run", "x"], ["heads", "--bogus"], ["explain", "--format", "xml"]] {
+            let r = try CLI.run(args)
+            XCTAssertEqual(r.status, 64, "qkdb \(args.joined(separator: " "))")
+            XCTAssertEqual(r.errorLines.count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains("(see 'qkdb \(args[0]) --help')"), r.stderr)
+            XCTAssertEqual(r.stdout, "")
+        }
+        let v = try CLI.run(["--version"])
+        XCTAssertEqual(v.status, 0)
+        XCTAssertTrue(v.stdout.range(of: #"^\d+\.\d+\.\d+\n$"#, options: .regularExpression) != nil, v.stdout)
+        let help = try CLI.run(["pairs", "--help"])
+        XCTAssertEqual(help.status, 0)
+        XCTAssertTrue(help.stdout.contains("USAGE:"))
     }
 }

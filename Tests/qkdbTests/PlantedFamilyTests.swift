@@ -8,7 +8,8 @@ import Foundation
 /// the planted structure, scored by `PlantedScorer`:
 /// - at most 10% of the planted directions missed on each side;
 /// - at least 90% of the planted pairs in the top 3 of `qkdb pairs`;
-/// - the top row of `qkdb sinks` a key feature that fires on BOS alone (where there are sink heads).
+/// - the top row of `qkdb sinks` a key feature that fires on BOS alone (where there are sink heads);
+/// - `qkdb heads` naming the sink heads "first position" and the previous-token heads "previous token".
 ///
 /// Environment (used by tools/planted_family.sh): QKDB_BINARY runs another qkdb (e.g. the release
 /// build); QKDB_PLANTED_TOKENS and QKDB_PLANTED_MASK_SEQUENCES set the budgets; QKDB_PLANTED_ARGS adds options to
@@ -69,6 +70,7 @@ final class PlantedFamilyTests: XCTestCase {
             XCTAssertLessThanOrEqual(s.keyMissedShare, 0.1, "\(s.name): key directions found \(s.keyFound)/\(s.keyTotal)")
             XCTAssertGreaterThanOrEqual(s.pairsShare, 0.9, "\(s.name): pairs in the top 3 \(s.pairsFound)/\(s.pairsTotal)")
             if let ok = s.sinkOK { XCTAssertTrue(ok, "\(s.name): top sink \(s.sinkDescription)") }
+            if let ok = s.headsOK { XCTAssertTrue(ok, "\(s.name): \(s.headsDescription)") }
         }
     }
 }

@@ -76,5 +76,20 @@ final class PlantedPipelineTests: XCTestCase {
         print("planted top sink: key feature \(sink) bos_fraction \(first["bos_fraction"] ?? "?") density \(density) head importance \(headImportance)")
         print("planted step 2: kept \(step2["entriesAfterPruning"] ?? "?") of live \(step2["liveQueryFeatures"] ?? "?")×\(step2["liveKeyFeatures"] ?? "?")×heads, masked \(masked), KL unmasked \(step2["klUnmasked"] ?? "?") pruned \(step2["klPruned"] ?? "?")")
         XCTAssertGreaterThanOrEqual(masked, 0.99, "step 2 kept \(step2["entriesAfterPruning"] ?? "?") entries")
+
+        // 4. Reading the run (issue 17): `qkdb heads` names the planted sink heads (the scorer's (d)),
+        // and `qkdb features --token` finds, for each planted pair's key tokens, a key feature
+        // tracking that pair's key direction among its top 3.
+        XCTAssertEqual(score.headsOK, true, score.headsDescription)
+        for (a, pair) in planted.pairs.enumerated() {
+            for token in pair.keyTokens {
+                let text = try XCTUnwrap(planted.tokenText[token])
+                let r = try CLI.run(["features", "--store", store, "--run", "1", "--token", text, "--side", "key", "--top", "3", "--format", "json"])
+                XCTAssertEqual(r.status, 0, r.stderr)
+                let found = try PlantedScorer.jsonRows(r.stdout).compactMap { $0["feature"] as? Int }
+                XCTAssertTrue(found.contains { score.pairKeyFeatures[a].contains($0) },
+                              "features --token \(text): top \(found), pair \(a)'s key features \(score.pairKeyFeatures[a].sorted())")
+            }
+        }
     }
 }

@@ -51,9 +51,9 @@ final class RoPEPairsPipelineTests: XCTestCase {
         XCTAssertEqual(export.status, 0, export.stderr)
         let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(lines.first.map(String.init),
-                       "head,query_feature,key_feature,value,mask,importance,mean_contribution,cooccurrence,peak_offset,peak_value")
+                       "run,head,query_feature,key_feature,value,mask,importance,mean_contribution,cooccurrence,peak_offset,peak_value,query_label,key_label")
         guard lines.count > 1 else { return XCTFail("no pairs survived") }
-        let first = lines[1].split(separator: ",")
+        let first = Array(lines[1].split(separator: ",", omittingEmptySubsequences: false).dropFirst())   // after the run column
         let offset = try XCTUnwrap(Double(first[8]))
         XCTAssertTrue(offset >= 0 && offset < 16 && offset == offset.rounded())
         XCTAssertEqual(Float(first[3]), Float(first[9]))   // value = peak_value on RoPE runs

@@ -72,9 +72,23 @@ final class StoreCommandTests: XCTestCase {
                 XCTAssertTrue(rows.allSatisfy { $0["mask"] is NSNull })
             }
         }
+        // A head's own top pairs (no feature): brute force over the whole head, ties to the lower query then key feature;
+        // the map's 8-pair chunks make the head span several.
+        for head in 0..<3 {
+            for top in [1, 5, 0] {
+                let r = try CLI.run(["pairs", "--store", store, "--run", "1", "--head", String(head), "--top", String(top), "--format", "json"])
+                XCTAssertEqual(r.status, 0, r.stderr)
+                let rows = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [[String: Any]]
+                let got = rows.map { o in ["head", "query_feature", "key_feature", "value", "importance"].map { (o[$0] as! NSNumber).doubleValue } }
+                var all = map.head.indices.filter { Int(map.head[$0]) == head }
+                all.sort { a, b in map.importance[a] != map.importance[b] ? map.importance[a] > map.importance[b] : (map.query[a], map.key[a]) < (map.query[b], map.key[b]) }
+                let want = (top == 0 ? all : Array(all.prefix(top))).map { [Double(head), Double(map.query[$0]), Double(map.key[$0]), Double(map.value[$0]), Double(map.importance[$0])] }
+                XCTAssertEqual(got, want, "head \(head) top \(top)")
+            }
+        }
         let csv = try CLI.run(["pairs", "--store", store, "--run", "1", "--head", "2", "--query-feature", "7", "--top", "2", "--format", "csv"])
         let want = Self.expected(map, side: "query", feature: 7, head: 2, top: 2)
-        XCTAssertEqual(csv.stdout.split(separator: "\n").first, "head,query_feature,key_feature,value,mask,importance,mean_contribution,cooccurrence")
+        XCTAssertEqual(csv.stdout.split(separator: "\n").first, "head,query_feature,key_feature,value,mask,importance,mean_contribution,cooccurrence,query_label,key_label")
         XCTAssertEqual(csv.stdout.split(separator: "\n").count, 1 + want.count)
         let table = try CLI.run(["pairs", "--store", store, "--run", "1", "--head", "2", "--query-feature", "7"])
         XCTAssertEqual(table.status, 0)
@@ -113,7 +127,7 @@ final class StoreCommandTests: XCTestCase {
         let sinks = try CLI.run(["sinks", "--store", store, "--run", "1", "--top", "1", "--format", "csv"])
         XCTAssertEqual(sinks.status, 0, sinks.stderr)
         let lines = sinks.stdout.split(separator: "\n")
-        XCTAssertEqual(lines[0], "key_feature,bos_fraction,key_density,total_importance,key_bias_importance,head,head_importance,head_key_bias_importance,query_feature,importance,query_density")
+        XCTAssertEqual(lines[0], "key_feature,bos_fraction,key_density,total_importance,key_bias_importance,head,head_importance,head_key_bias_importance,query_feature,importance,query_density,key_label,query_label")
         for h in 0..<3 {
             guard let top = Self.expected(map, side: "key", feature: 3, head: h, top: 1).first else { continue }
             XCTAssertTrue(lines.contains { $0.hasPrefix("3,0.97,0.2,") && $0.contains(",\(h),") && $0.split(separator: ",")[8] == "\(Int(top[1]))" })
@@ -133,7 +147,13 @@ final class StoreCommandTests: XCTestCase {
         try CLI.assertFails(["pairs", "--store", store, "--run", "9", "--query-feature", "1"], mentioning: "no run 9")
         try CLI.assertFails(["pairs", "--store", store, "--run", "1", "--query-feature", "20"], mentioning: "query feature 20 is out of range for run 1 (d_query 20)")
         try CLI.assertFails(["pairs", "--store", store, "--run", "1", "--head", "3", "--key-feature", "1"], mentioning: "head 3 is out of range for run 1 (n_head 3)")
-        try CLI.assertFails(["pairs", "--store", store, "--run", "1"], mentioning: "exactly one of --query-feature and --key-feature")
+        try CLI.assertFails(["pairs", "--store", store, "--run", "1"], mentioning: "give --query-feature, --key-feature or --head")
+        try CLI.assertFails(["pairs", "--store", store, "--run", "1", "--query-feature", "1", "--key-feature", "2"], mentioning: "at most one of --query-feature and --key-feature")
+        try CLI.assertFails(["pairs", "--store", store, "--run", "1", "--head", "5"], mentioning: "head 5 is out of range for run 1 (n_head 3)")
+        try CLI.assertFails(["label", "--store", store, "--run", "1", "--side", "query", "--index", "3", "--text", "x"], mentioning: "stores no statistics for query feature 3")
+        try CLI.assertFails(["label", "--store", store, "--run", "1", "--side", "query", "--index", "30", "--text", "x"], mentioning: "query feature 30 is out of range")
+        try CLI.assertFails(["heads", "--store", store, "--run", "2"], mentioning: "no run 2")
+        try CLI.assertFails(["features", "--store", store, "--run", "1", "--text", "x"], mentioning: "run 1 is imported")
         try CLI.assertFails(["feature", "--store", store, "--run", "1", "--side", "key", "--index=-4"], mentioning: "key feature -4 is out of range")
         try CLI.assertFails(["sinks", "--store", store, "--run", "1"], mentioning: "no key-feature statistics")
         try CLI.assertFails(["verify", "--store", text], mentioning: "not a qkdb store")

@@ -5,10 +5,11 @@ import QKStore
 /// a token, from recomputed codes) and `--text S` (the stored max-activating examples whose text
 /// contains S; no model needed).
 public enum FeatureSearch {
-    /// Vocabulary ids whose text is `token` as a person types it (`TokenText.normalised`).
+    /// Vocabulary ids whose text is `token` as a person types it: case-sensitive, a leading space
+    /// or piece marker ignored (`TokenText.normalised`), so "the" finds "the" and " the", not "The".
     public static func tokenIDs(_ token: String, vocabulary: [Int: String]) -> Set<Int32> {
-        let want = TokenText.normalised(token)
-        return Set(vocabulary.compactMap { TokenText.normalised($0.value) == want ? Int32($0.key) : nil })
+        let want = TokenText.normalised(token, caseSensitive: true)
+        return Set(vocabulary.compactMap { TokenText.normalised($0.value, caseSensitive: true) == want ? Int32($0.key) : nil })
     }
 
     /// Features of `sides` that fire on the token's held-out occurrences, best first (by mean

@@ -66,11 +66,12 @@ public enum TokenText {
         return first ? p : " " + p
     }
 
-    /// A token's text as a person types it: lower-cased, without a leading space or a word-piece
-    /// / byte-level / SentencePiece marker (`##`, `Ġ`, `▁`), so "the" finds "The", " the" and "Ġthe".
-    public static func normalised(_ s: String) -> String {
-        var t = s.lowercased().trimmingCharacters(in: .whitespaces)
-        for prefix in ["##", "ġ", "▁"] where t.hasPrefix(prefix) { t.removeFirst(prefix.count) }
+    /// A token's text as a person types it: without a leading space or a word-piece / byte-level
+    /// / SentencePiece marker (`##`, `Ġ`, `▁`), so "the" finds " the" and "Ġthe"; lower-cased
+    /// unless `caseSensitive` ("the" then also finds "The").
+    public static func normalised(_ s: String, caseSensitive: Bool = false) -> String {
+        var t = (caseSensitive ? s : s.lowercased()).trimmingCharacters(in: .whitespaces)
+        for prefix in ["##", "Ġ", "ġ", "▁"] where t.hasPrefix(prefix) { t.removeFirst(prefix.count) }
         return t
     }
 

@@ -14,6 +14,12 @@ struct PlantedScore {
     /// nil when the fixture has no sink heads.
     var sinkOK: Bool?
     var sinkDescription = "no sink heads"
+    /// (d) `qkdb heads` names every sink head "first position" and every other previous-token head
+    /// "previous token"; nil when the fixture has neither.
+    var headsOK: Bool?
+    var headsDescription = ""
+    /// Per planted pair, the key features that track its key direction (as (b) counts them).
+    var pairKeyFeatures: [Set<Int>] = []
     var l0Query = Double.nan, l0Key = Double.nan
     var seconds = 0.0
     /// The sweep stage's summary line from `qkdb run` (chosen L0, KL by k), when the sparsity was chosen from the data.
@@ -25,7 +31,7 @@ struct PlantedScore {
     var pairsShare: Double { pairsTotal == 0 ? 1 : Double(pairsFound) / Double(pairsTotal) }
 
     /// The issue-13 bar: ≤ 10% of directions missed per side, ≥ 90% of pairs in the top 3, sink ok.
-    var passes: Bool { queryMissedShare <= 0.1 && keyMissedShare <= 0.1 && pairsShare >= 0.9 && sinkOK != false }
+    var passes: Bool { queryMissedShare <= 0.1 && keyMissedShare <= 0.1 && pairsShare >= 0.9 && sinkOK != false && headsOK != false }
 
     static let tableHeader = """
         | config | model | directions q | directions k | pairs in top 3 | previous-token at offset 1 | sink | L0 q / k | seconds | issue 13 |
@@ -122,6 +128,7 @@ enum PlantedScorer {
             let presence = truth.keyDirections[pair.keyDirection].presence(inputs)
             var keys = Set(key.features(correlatingAtLeast: keyCorrelation, with: presence))
             keys.insert(keyMatches[pair.keyDirection].feature)
+            s.pairKeyFeatures.append(keys)
             let r = try CLI.run(["pairs", "--store", store, "--run", String(run), "--query-feature", String(q), "--head", String(pair.head),
                                  "--top", String(top), "--format", "json"])
             XCTAssertEqual(r.status, 0, r.stderr)
@@ -155,6 +162,20 @@ enum PlantedScorer {
                 s.sinkOK = false; s.sinkDescription = "qkdb sinks found no sink"
             }
             if s.sinkOK == false { s.missed.append("top sink: \(s.sinkDescription)") }
+        }
+
+        // (d) head roles.
+        let previousHeads = Set(truth.pairs.filter { $0.offset == 1 }.map(\.head)).subtracting(truth.sinkHeads)
+        if !truth.sinkHeads.isEmpty || !previousHeads.isEmpty {
+            let heads = try CLI.run(["heads", "--store", store, "--run", String(run), "--top", "0", "--format", "json"])
+            XCTAssertEqual(heads.status, 0, heads.stderr)
+            var role: [Int: String] = [:]
+            for row in try jsonRows(heads.stdout) { if let h = row["head"] as? Int { role[h] = row["role"] as? String ?? "" } }
+            let wrong = truth.sinkHeads.filter { role[$0] != "first position" }.map { "sink head \($0) is \(role[$0] ?? "missing")" }
+                + previousHeads.sorted().filter { role[$0] != "previous token" }.map { "previous-token head \($0) is \(role[$0] ?? "missing")" }
+            s.headsOK = wrong.isEmpty
+            s.headsDescription = wrong.isEmpty ? "heads: sinks \(truth.sinkHeads), previous-token \(previousHeads.sorted())" : wrong.joined(separator: "; ")
+            if !wrong.isEmpty { s.missed.append("qkdb heads: \(s.headsDescription)") }
         }
 
         // L0, for the table.
