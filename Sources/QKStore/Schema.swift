@@ -136,7 +136,10 @@ CREATE TABLE pair_chunks (
 -- (Format version 1 had (run_id, ordering, head, ...): same lookups, one more cold page read.)
 CREATE INDEX pair_chunks_zone ON pair_chunks (run_id, head, ordering, last_lead, first_lead);
 
--- Per-feature statistics of each dictionary.
+-- Per-feature statistics of each dictionary. `label`: step 2's automatic label (the tokens the
+-- feature fires on most over the held-out sequences, with their share of its firings, e.g.
+-- `“the” 41% · “a” 12%`, after `position P: ` when 90% of its firings sit at one position), or the
+-- text a researcher set with `qkdb label`, which replaces it.
 CREATE TABLE features (
     run_id          INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     side            TEXT    NOT NULL CHECK (side IN ('query', 'key')),
