@@ -1,7 +1,7 @@
 /// A fast 64-bit checksum for detecting storage corruption (not an adversarial hash).
 /// It mixes eight bytes per step in four independent lanes, so it runs at memory speed and can be
 /// checked on every chunk read without showing up in query latency.
-struct Checksum {
+public struct Checksum {
     private var lanes: (UInt64, UInt64, UInt64, UInt64) = (0x243F_6A88_85A3_08D3, 0x1319_8A2E_0370_7344, 0xA409_3822_299F_31D0, 0x082E_FA98_EC4E_6C89)
     private var length: UInt64 = 0
 
@@ -55,7 +55,8 @@ struct Checksum {
         return Int64(bitPattern: h)
     }
 
-    static func of(_ bytes: [UInt8]) -> Int64 {
+    /// The checksum of one byte string (the store's blob checksum; also a cheap content key).
+    public static func of(_ bytes: [UInt8]) -> Int64 {
         var c = Checksum()
         bytes.withUnsafeBytes { c.add($0) }
         return c.value

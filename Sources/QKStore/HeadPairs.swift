@@ -62,3 +62,38 @@ extension Store {
         }
     }
 }
+
+/// One (query feature, key feature) pair that several heads of a run keep: the distributed use
+/// of one feature pair by several heads (`qkdb pairs --shared`).
+public struct SharedPair: Sendable, Equatable {
+    public var queryFeature: Int
+    public var keyFeature: Int
+    /// The heads that keep the pair, ascending.
+    public var heads: [Int]
+    /// The pair's importance on each of those heads (same order), and their sum.
+    public var importance: [Float]
+    public var totalImportance: Double
+}
+
+extension Store {
+    /// Pairs kept on at least `minHeads` heads, ranked by how many heads keep them, then by their
+    /// importance summed over those heads (|value| on maps without importance), ties to the lower
+    /// query, then key feature. One pass over the map.
+    public func sharedPairs(run: Int64, minHeads: Int = 2) throws -> [SharedPair] {
+        guard minHeads >= 1 else { throw StoreError("--min-heads must be at least 1, got \(minHeads)") }
+        var byPair: [Int64: SharedPair] = [:]
+        let width = Int64(try self.run(run).shape.dKey)
+        try forEachPair(run: run) { p in
+            let key = Int64(p.queryFeature) * width + Int64(p.keyFeature)
+            let w = p.importance ?? abs(p.value)
+            byPair[key, default: SharedPair(queryFeature: p.queryFeature, keyFeature: p.keyFeature, heads: [], importance: [], totalImportance: 0)].heads.append(p.head)
+            byPair[key]!.importance.append(w)
+            byPair[key]!.totalImportance += Double(w)
+        }
+        return byPair.values.filter { $0.heads.count >= minHeads }.sorted { a, b in
+            if a.heads.count != b.heads.count { return a.heads.count > b.heads.count }
+            if a.totalImportance != b.totalImportance { return a.totalImportance > b.totalImportance }
+            return (a.queryFeature, a.keyFeature) < (b.queryFeature, b.keyFeature)
+        }
+    }
+}

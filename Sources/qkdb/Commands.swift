@@ -20,6 +20,7 @@ extension QKDB {
         ExportCommand.self,
         ExportDictionariesCommand.self,
         ImportPairsCommand.self,
+        MergeCommand.self,
         VerifyCommand.self,
         ReportCommand.self,
         StoreBenchCommand.self,

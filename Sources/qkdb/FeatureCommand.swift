@@ -19,6 +19,7 @@ struct FeatureCommand: ParsableCommand {
     @Option(help: "table, csv or json.") var format: StoreOutputFormat = .table
     @Option(help: "Tokens of context each side of an example's firing token.") var window: Int = 8
     @Flag(help: "Skip the activation histogram (it reloads the model to recompute the held-out codes).") var noHistogram = false
+    @Flag(help: "Instead: the features of the adjacent layers' runs in this store that match this one best (encoder and decoder cosine).") var acrossLayers = false
     @OptionGroup var model: RunModelArgument
 
     func validate() throws {
@@ -30,6 +31,18 @@ struct FeatureCommand: ParsableCommand {
         let store = try Store(path: location.store)
         let info = try store.run(runID)
         let s = side.side
+        if acrossLayers {
+            let labels = try store.runs().filter { $0.spec.kind == .trained }.reduce(into: [Int64: FeatureLabels]()) { $0[$1.id] = try store.labels(run: $1.id) }
+            var t = ResultTable(headers: ["run", "layer", "side", "feature", "encoder_cosine", "decoder_cosine", "label"])
+            t.rows = try FeatureAcrossLayers.matches(store: store, run: runID, side: s, index: index, top: top == 0 ? .max : top).map { m in
+                [.int(Int(m.run)), .int(m.layer), .text(s.rawValue), .int(m.feature), .float(m.encoderCosine),
+                 m.decoderCosine.isNaN ? .null : .float(m.decoderCosine), .init(labels[m.run]?[s, m.feature])]
+            }
+            if t.rows.isEmpty, format == .table {
+                return printOut("no run of layer \((info.spec.layer ?? 0) - 1) or \((info.spec.layer ?? 0) + 1) of the same model in \(location.store)\n")
+            }
+            return printOut(t.render(format))
+        }
         let stats = try store.feature(run: runID, side: s, index: index)
         var statTable = ResultTable(headers: ["side", "feature", "alive", "density", "mean_activation", "max_activation", "bos_fraction", "label"])
         statTable.rows = [[.text(s.rawValue), .int(index), stats.map { .int($0.alive ? 1 : 0) } ?? .null, .init(stats?.density),

@@ -20,7 +20,7 @@ struct HeadsCommand: ParsableCommand {
         """)
 
     @OptionGroup var location: StoreLocation
-    @Option(name: .customLong("run"), help: "Run id (see `qkdb runs`).") var runID: Int64
+    @Option(name: .customLong("run"), help: "Run id (see `qkdb runs`; default: every trained run, by layer).") var runID: Int64?
     @Option(help: "Top pairs listed per head; 0 = none.") var top: Int = 3
     @Option(help: "table, csv or json.") var format: StoreOutputFormat = .table
     @OptionGroup var model: RunModelArgument
@@ -31,34 +31,45 @@ struct HeadsCommand: ParsableCommand {
 
     func run() throws {
         let store = try Store(path: location.store)
-        let info = try store.run(runID)
-        var attention = HeadAttention.stored(metrics: info.spec.metrics)
-        if attention == nil, info.spec.kind == .trained {
-            do {
-                attention = try HeadAttention.measure(try ExploredRun.open(store: store, run: runID, modelPath: model.model, loadPairMap: false), store: store)
-            } catch let missing as RunModel.Missing {
-                FileHandle.standardError.write(Data("note: the attention columns need the run's model: \(missing.message)\n".utf8))
-            }
+        let runs: [RunInfo]
+        if let runID { runs = [try store.run(runID)] } else {
+            runs = try store.runs().filter { $0.spec.kind == .trained }.sorted { ($0.spec.layer ?? -1, $0.id) < ($1.spec.layer ?? -1, $1.id) }
+            guard !runs.isEmpty else { throw StoreError("\(location.store) has no trained run") }
         }
-        let heads = try HeadsOverview.summarize(store: store, run: runID, attention: attention, topPairs: top)
-        let labels = try store.labels(run: runID)
-        let rope = heads.contains { !$0.peakOffsets.isEmpty }
-        var t = ResultTable(headers: ["head", "role", "first_position", "previous_token", "same_token", "uniform_share", "entropy", "uniform_entropy", "mean_offset", "pairs"]
+        var summaries: [(RunInfo, [HeadSummary], FeatureLabels)] = []
+        for info in runs {
+            var attention = HeadAttention.stored(metrics: info.spec.metrics)
+            if attention == nil, info.spec.kind == .trained {
+                do {
+                    attention = try HeadAttention.measure(try ExploredRun.open(store: store, run: info.id, modelPath: model.model, loadPairMap: false), store: store)
+                } catch let missing as RunModel.Missing {
+                    FileHandle.standardError.write(Data("note: run \(info.id): the attention columns need the run's model: \(missing.message)\n".utf8))
+                }
+            }
+            summaries.append((info, try HeadsOverview.summarize(store: store, run: info.id, attention: attention, topPairs: top), try store.labels(run: info.id)))
+        }
+        let rope = summaries.contains { $0.1.contains { !$0.peakOffsets.isEmpty } }
+        // Across runs (no --run), each row starts with its run and layer.
+        let lead = runID == nil ? ["run", "layer"] : []
+        var t = ResultTable(headers: lead + ["head", "role", "first_position", "previous_token", "same_token", "uniform_share", "entropy", "uniform_entropy", "mean_offset", "pairs"]
                             + (rope ? ["peak_offsets"] : []) + ["rank", "query_feature", "key_feature", "importance", "value", "query_label", "key_label"])
-        for s in heads {
-            let a = s.attention
-            var lead: [ResultTable.Cell] = [.int(s.head), .init(a?.role), .init(a?.firstPosition), .init(a?.previousToken), .init(a?.sameToken),
-                                            .init(a?.uniformShare), .init(a?.entropy), .init(a?.uniformEntropy), .init(a?.meanOffset), .int(s.pairs)]
-            if rope {
-                lead.append(.text(s.peakOffsets.prefix(3).map { "\($0.offset): \(Int((100 * $0.share).rounded()))%" }.joined(separator: ", ")))
-            }
-            if s.topPairs.isEmpty { t.rows.append(lead + [.null, .null, .null, .null, .null, .null, .null]) }
-            for (n, p) in s.topPairs.enumerated() {
-                t.rows.append(lead + [.int(n + 1), .int(p.queryFeature), .int(p.keyFeature), .init(p.importance), .float(p.value),
-                                      .init(labels[.query, p.queryFeature]), .init(labels[.key, p.keyFeature])])
+        for (info, heads, labels) in summaries {
+            for s in heads {
+                let a = s.attention
+                var cells: [ResultTable.Cell] = runID == nil ? [.int(Int(info.id)), .init(info.spec.layer)] : []
+                cells += [.int(s.head), .init(a?.role), .init(a?.firstPosition), .init(a?.previousToken), .init(a?.sameToken),
+                          .init(a?.uniformShare), .init(a?.entropy), .init(a?.uniformEntropy), .init(a?.meanOffset), .int(s.pairs)]
+                if rope {
+                    cells.append(.text(s.peakOffsets.prefix(3).map { "\($0.offset): \(Int((100 * $0.share).rounded()))%" }.joined(separator: ", ")))
+                }
+                if s.topPairs.isEmpty { t.rows.append(cells + [.null, .null, .null, .null, .null, .null, .null]) }
+                for (n, p) in s.topPairs.enumerated() {
+                    t.rows.append(cells + [.int(n + 1), .int(p.queryFeature), .int(p.keyFeature), .init(p.importance), .float(p.value),
+                                           .init(labels[.query, p.queryFeature]), .init(labels[.key, p.keyFeature])])
+                }
             }
         }
-        let headColumns = Array(t.headers.prefix(rope ? 11 : 10))
-        printOut((format == .table ? t.blankingRepeats([(["head"], headColumns)]) : t).render(format))
+        let headColumns = Array(t.headers.prefix(lead.count + (rope ? 11 : 10)))
+        printOut((format == .table ? t.blankingRepeats([(lead + ["head"], headColumns)]) : t).render(format))
     }
 }

@@ -25,11 +25,19 @@ struct PairsCommand: ParsableCommand {
     @Option(help: "importance, value or mean_contribution (default: importance when the run has it, else value).") var order: PairOrder?
     @Flag(help: "Smallest first.") var ascending = false
     @Option(help: "RoPE runs: rank by each pair's weight at this query − key offset (recomputed from the stored decoders).") var offset: Int?
+    @Flag(help: "List the feature pairs kept by several heads (distributed use), ranked by how many heads keep them, then their summed importance.") var shared = false
+    @Option(help: "--shared: at least this many heads.") var minHeads: Int = 2
     @Option(help: "table, csv or json.") var format: StoreOutputFormat = .table
 
     func run() throws {
         // Checked here rather than in validate(): a usage error there prints the whole usage text.
         guard queryFeature == nil || keyFeature == nil else { throw StoreError("give at most one of --query-feature and --key-feature") }
+        if shared {
+            guard queryFeature == nil, keyFeature == nil, head == nil, offset == nil else {
+                throw StoreError("--shared lists pairs across every head: give it without --query-feature, --key-feature, --head or --offset")
+            }
+            return try printShared()
+        }
         guard queryFeature != nil || keyFeature != nil || head != nil else {
             throw StoreError("give --query-feature, --key-feature or --head (a head's own top pairs)")
         }
@@ -70,6 +78,21 @@ struct PairsCommand: ParsableCommand {
         let rows = try store.pairs(run: runID, PairQuery(side: side, feature: feature, head: head, top: top,
                                                        order: column, ascending: ascending))
         printOut(Self.integerOffsets(pairTable(rows, extraColumns: extra, labels: labels)).render(format))
+    }
+
+    /// `--shared`: pairs kept on several heads, with the heads and their summed importance.
+    func printShared() throws {
+        guard top >= 0 else { throw StoreError("--top must be 0 (all) or positive, got \(top)") }
+        let store = try Store(path: location.store)
+        let all = try store.sharedPairs(run: runID, minHeads: minHeads)
+        let labels = try store.labels(run: runID)
+        var t = ResultTable(headers: ["query_feature", "key_feature", "n_heads", "heads", "total_importance", "importance_per_head", "query_label", "key_label"])
+        t.rows = (top == 0 ? all : Array(all.prefix(top))).map { p in
+            [.int(p.queryFeature), .int(p.keyFeature), .int(p.heads.count), .text(p.heads.map(String.init).joined(separator: " ")),
+             .double(p.totalImportance), .text(p.importance.map { NumberText.short(Double($0)) }.joined(separator: " ")),
+             .init(labels[.query, p.queryFeature]), .init(labels[.key, p.keyFeature])]
+        }
+        printOut(t.render(format))
     }
 
     /// `peak_offset` is stored as a float column; it is a position difference, so print it as one.

@@ -10,11 +10,13 @@ struct RunsCommand: ParsableCommand {
     @OptionGroup var location: StoreLocation
     @Option(help: "table, csv or json.") var format: StoreOutputFormat = .table
     @Flag(help: "List every stored evaluation of every run (the figures elsewhere are the shown one's).") var evaluations = false
+    @Flag(help: "One row per trained run, by layer: L0, live features, pairs kept, pattern KL, what the pruned map recovers, attention on the first position.") var layers = false
 
     func run() throws {
         let store = try Store(path: location.store)
         let runs = try store.runs()
         if evaluations { return printOut(Self.evaluationTable(runs).render(format)) }
+        if layers { return printOut(Self.layerTable(try LayerOverview.all(in: store)).render(format)) }
         var t = ResultTable(headers: ["id", "name", "kind", "status", "model", "architecture", "layer", "n_head", "n_kv_head", "d_head", "d_model",
                                       "d_query", "d_key", "pairs", "values", "max_abs_error", "created_at", "updated_at", "config", "metrics"])
         for r in runs {
@@ -31,6 +33,17 @@ struct RunsCommand: ParsableCommand {
             t = ResultTable(headers: keep.map { t.headers[$0] }, rows: t.rows.map { row in keep.map { row[$0] } })
         }
         printOut(t.render(format))
+    }
+
+    static func layerTable(_ rows: [LayerOverview]) -> ResultTable {
+        var t = ResultTable(headers: ["layer", "run", "name", "status", "l0_query", "l0_key", "live_query", "live_key", "d_query", "d_key", "pairs",
+                                      "kl_transcoders", "kl_pruned", "recovered_reconstruction", "recovered_pruned_map", "first_position_share"])
+        t.rows = rows.map { r in
+            [.init(r.layer), .int(Int(r.run)), .text(r.name), .text(r.status), .init(r.l0Query), .init(r.l0Key), .init(r.liveQuery), .init(r.liveKey),
+             .int(r.dQuery), .int(r.dKey), .init(r.pairs), .init(r.klTranscoders), .init(r.klPruned), .init(r.recoveredReconstruction),
+             .init(r.recoveredPrunedMap), .init(r.firstPositionShare)]
+        }
+        return t
     }
 
     /// One row per evaluation record: when, on how much, and each patched pattern's metric and

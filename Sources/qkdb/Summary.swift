@@ -72,6 +72,17 @@ enum Summary {
         return line
     }
 
+    /// The model-level table of a store decomposed layer by layer (`LayerOverview`).
+    static func layers(_ rows: [LayerOverview]) -> String {
+        func o(_ x: Double?, _ digits: Int = 3) -> String { x.map { f($0, digits) } ?? "–" }
+        return table([["layer", "run", "status", "L0 q / k", "live q / k", "pairs kept", "KL transcoders", "KL pruned", "recovered (pruned map)", "attention on first position"]]
+            + rows.map { r in
+                [r.layer.map(String.init) ?? "–", String(r.run), r.status, "\(o(r.l0Query, 1)) / \(o(r.l0Key, 1))",
+                 "\(r.liveQuery.map(String.init) ?? "–") / \(r.liveKey.map(String.init) ?? "–")", r.pairs.map(String.init) ?? "–",
+                 o(r.klTranscoders), o(r.klPruned), o(r.recoveredPrunedMap), o(r.firstPositionShare)]
+            })
+    }
+
     static func timings(_ t: [(stage: String, seconds: Double)]) -> String {
         table([["stage", "seconds"]] + t.map { [$0.stage, f($0.seconds, 1)] } + [["total", f(t.reduce(0) { $0 + $1.seconds }, 1)]])
     }

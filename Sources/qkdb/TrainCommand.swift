@@ -56,8 +56,7 @@ struct TrainCommand: ParsableCommand {
 
 /// Default run names: `<model folder or file stem>-L<layer>`.
 enum RunNaming {
-    static func name(model: String, layer: Int) -> String {
-        let base = URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent
-        return "\(base)-L\(layer)"
-    }
+    static func name(model: String, layer: Int) -> String { "\(modelName(model))-L\(layer)" }
+    /// The model's folder or file name without extension ("all-MiniLM-L6-v2").
+    static func modelName(_ model: String) -> String { URL(fileURLWithPath: model).deletingPathExtension().lastPathComponent }
 }

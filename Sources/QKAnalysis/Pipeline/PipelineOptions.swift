@@ -40,6 +40,9 @@ public struct PipelineOptions: Codable, Sendable, Equatable {
     /// The sweep's settings when `sparsityChoice == .fromData` (nil: `SparsitySweepOptions()`).
     public var sweep: SparsitySweepOptions? = nil
     public var mask: MaskTrainingOptions = MaskTrainingOptions()
+    /// The job this run is one layer of (`jobKey`), when `qkdb run` made it: a rerun of the same
+    /// command continues the layers not yet complete. nil for runs made otherwise or before.
+    public var job: String? = nil
 
     public init(model: String, layer: Int) { self.model = model; self.layer = layer }
 
