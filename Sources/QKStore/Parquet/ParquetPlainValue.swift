@@ -1,0 +1,66 @@
+/// A fixed-width value Parquet stores PLAIN: its little-endian bytes, as in memory on every
+/// platform Swift runs on here (x86-64 and arm64 are little-endian).
+protocol ParquetPlainValue: Comparable {
+    static var physicalType: ParquetMetadata.PhysicalType { get }
+    /// NaN: stored, but outside the order statistics describe, so left out of min/max.
+    var isUnordered: Bool { get }
+    /// The bounds as the spec asks them written: for floats a zero minimum is -0.0 and a zero
+    /// maximum +0.0, so a reader pruning on them never skips a row of the other zero.
+    static func statisticsBounds(min: Self, max: Self) -> (min: Self, max: Self)
+}
+
+extension Int32: ParquetPlainValue {
+    static var physicalType: ParquetMetadata.PhysicalType { .int32 }
+    var isUnordered: Bool { false }
+    static func statisticsBounds(min: Int32, max: Int32) -> (min: Int32, max: Int32) { (min, max) }
+}
+
+extension Int64: ParquetPlainValue {
+    static var physicalType: ParquetMetadata.PhysicalType { .int64 }
+    var isUnordered: Bool { false }
+    static func statisticsBounds(min: Int64, max: Int64) -> (min: Int64, max: Int64) { (min, max) }
+}
+
+extension Float: ParquetPlainValue {
+    static var physicalType: ParquetMetadata.PhysicalType { .float }
+    var isUnordered: Bool { isNaN }
+    static func statisticsBounds(min: Float, max: Float) -> (min: Float, max: Float) {
+        (min == 0 ? -0.0 : min, max == 0 ? 0.0 : max)
+    }
+}
+
+extension Double: ParquetPlainValue {
+    static var physicalType: ParquetMetadata.PhysicalType { .double }
+    var isUnordered: Bool { isNaN }
+    static func statisticsBounds(min: Double, max: Double) -> (min: Double, max: Double) {
+        (min == 0 ? -0.0 : min, max == 0 ? 0.0 : max)
+    }
+}
+
+/// The running minimum and maximum of a column chunk's ordered values (NaN left out).
+struct PlainBounds<T: ParquetPlainValue> {
+    private(set) var min: T?
+    private(set) var max: T?
+
+    /// Folds in a page's values in one tight pass: seeded by the first ordered value, after which
+    /// a NaN fails both comparisons and so is skipped without a test of its own.
+    mutating func add(_ values: UnsafeBufferPointer<T>) {
+        guard let seed = values.firstIndex(where: { !$0.isUnordered }) else { return }
+        var lo = values[seed], hi = lo
+        for v in values[seed...] {
+            if v < lo { lo = v }
+            if v > hi { hi = v }
+        }
+        if let m = min, m < lo { lo = m }
+        if let m = max, m > hi { hi = m }
+        min = lo
+        max = hi
+    }
+
+    /// The bounds as PLAIN-encoded bytes, the form Statistics carries; nil with no ordered value.
+    var encoded: (min: [UInt8], max: [UInt8])? {
+        guard let min, let max else { return nil }
+        let b = T.statisticsBounds(min: min, max: max)
+        return (withUnsafeBytes(of: b.min) { Array($0) }, withUnsafeBytes(of: b.max) { Array($0) })
+    }
+}
