@@ -41,18 +41,16 @@ final class Zstd {
         return out
     }
 
-    /// Compresses `src` onto the end of `out` (one frame), growing it only as far as the result:
-    /// how the Parquet writer fills its reused page buffer without an array per page.
-    func compress(_ src: UnsafeRawBufferPointer, appendingTo out: inout [UInt8]) {
+    /// Like `compress(_:)` but without zero-filling the bound-sized buffer first: for the Parquet
+    /// writer's megabyte pages, where that fill (a per-byte loop in debug builds) would dominate.
+    func compressFrame(_ src: UnsafeRawBufferPointer) -> [UInt8] {
         let bound = ZSTD_compressBound(src.count)
-        let start = out.count
-        out.append(contentsOf: repeatElement(0, count: bound))
-        let n = out.withUnsafeMutableBytes { dst in
-            ZSTD_compress2(cctx, dst.baseAddress! + start, bound, src.baseAddress, src.count)
+        return [UInt8](unsafeUninitializedCapacity: bound) { dst, initialized in
+            let n = ZSTD_compress2(cctx, dst.baseAddress, bound, src.baseAddress, src.count)
+            // As above: into a bound-sized buffer, only a zstd bug could fail.
+            precondition(ZSTD_isError(n) == 0, "zstd failed: \(String(cString: ZSTD_getErrorName(n)))")
+            initialized = n
         }
-        // As above: into a bound-sized buffer, only a zstd bug could fail.
-        precondition(ZSTD_isError(n) == 0, "zstd failed: \(String(cString: ZSTD_getErrorName(n)))")
-        out.removeLast(bound - n)
     }
 
     func compress<T>(_ values: [T]) -> [UInt8] {

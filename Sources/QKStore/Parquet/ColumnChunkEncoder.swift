@@ -17,7 +17,6 @@ final class ColumnChunkEncoder {
     private var page: [UInt8] = []
     /// The string values of the page being built, kept apart until its levels are known.
     private var pageValues: [UInt8] = []
-    private var compressed: [UInt8] = []
     private var levels: DefinitionLevels
 
     init(pageBytes: Int, compressionLevel: Int32) {
@@ -71,13 +70,17 @@ final class ColumnChunkEncoder {
             let end = min(start + perPage, rows.upperBound)
             levels.reset()
             present.removeAll(keepingCapacity: true)
-            for i in start..<end {
+            // Index loops rather than `for i in range`: at -Onone (tests) a Range's iterator costs
+            // generic metadata lookups on every step.
+            var i = start
+            while i < end {
                 if let v = values[i] {
                     present.append(v)
                     levels.add(present: true)
                 } else {
                     levels.add(present: false)
                 }
+                i += 1
             }
             nulls += levels.nullCount
             page.removeAll(keepingCapacity: true)
@@ -101,7 +104,9 @@ final class ColumnChunkEncoder {
         var start = rows.lowerBound
         levels.reset()
         pageValues.removeAll(keepingCapacity: true)
-        for i in rows {
+        var i = rows.lowerBound
+        while i < rows.upperBound {
+            defer { i += 1 }
             if var s = value(i) {
                 s.withUTF8 { utf8 in
                     var length = UInt32(utf8.count).littleEndian
@@ -131,8 +136,7 @@ final class ColumnChunkEncoder {
     // MARK: Pages and statistics
 
     private func writePage(_ body: UnsafeRawBufferPointer, rows: Int) {
-        compressed.removeAll(keepingCapacity: true)
-        zstd.compress(body, appendingTo: &compressed)
+        let compressed = zstd.compressFrame(body)
         let header = ParquetMetadata.DataPageHeader(uncompressedSize: Int32(body.count),
                                                     compressedSize: Int32(compressed.count),
                                                     numValues: Int32(rows)).encode()

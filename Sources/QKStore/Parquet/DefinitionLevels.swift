@@ -6,8 +6,8 @@
 /// becomes one RLE run, 6 to 9 bytes whatever its length; a mixed page one bit-packed run, one
 /// bit a row, LSB first — which zstd then squeezes when the nulls are rare:
 ///
-///     rows present, null, present  →  05 00 00 00 | 03 05
-///     (length 5 | header (1 group of 8) << 1 | 1 = 0x03, bits 0b101; the padding bits are ignored
+///     rows present, null, present  →  02 00 00 00 | 03 05
+///     (length 2 | header (1 group of 8) << 1 | 1 = 0x03, bits 0b101; the padding bits are ignored
 ///      since the page header gives the row count)
 struct DefinitionLevels {
     private var bits: [UInt8] = []
