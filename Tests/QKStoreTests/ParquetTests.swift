@@ -203,6 +203,38 @@ final class ParquetTests: XCTestCase {
         XCTAssertThrowsError(try ParquetWriter(path: path, columns: [ParquetColumn("x", .int32)]))
     }
 
+    /// NaN is stored but left out of min/max (a page of NaN only has no bounds), and a zero
+    /// bound is widened to cover both zeros (-0.0 below, +0.0 above), as the spec asks.
+    func testFloatStatisticsLeaveOutNaNAndCoverBothZeros() throws {
+        let path = temporaryDirectory().appendingPathComponent("f.parquet").path
+        let writer = try ParquetWriter(path: path, columns: [ParquetColumn("a", .float), ParquetColumn("b", .double, nullable: true),
+                                                            ParquetColumn("c", .double), ParquetColumn("d", .float)])
+        try writer.append(rowGroup: [.float([.nan, 2, -1, .nan]), .nullableDouble([nil, .nan, nil, .nan]),
+                                     .double([0, 0, 5, .nan]), .float([-3, 0, -0.0, -2])])
+        try writer.finish()
+        let r = try python(["-c", """
+            import sys, pyarrow.parquet as pq
+            m = pq.ParquetFile(sys.argv[1]).metadata.row_group(0)
+            for c in range(4):
+                s = m.column(c).statistics
+                print(repr(s.min) if s.has_min_max else "-", repr(s.max) if s.has_min_max else "-", s.null_count)
+            print(pq.read_table(sys.argv[1]).column("a").to_pylist())
+            """, path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(String(decoding: r.stdout, as: UTF8.self), "-1.0 2.0 0\n- - 2\n-0.0 5.0 0\n-3.0 0.0 0\n[nan, 2.0, -1.0, nan]\n")
+    }
+
+    func testReplacesItsOwnEarlierFile() throws {
+        let path = temporaryDirectory().appendingPathComponent("t.parquet").path
+        for rows in [3, 5] {
+            let writer = try ParquetWriter(path: path, columns: [ParquetColumn("x", .int64)])
+            try writer.append(rowGroup: [.int64((0..<Int64(rows)).map { $0 })])
+            try writer.finish()
+        }
+        let r = try python(["-c", "import sys, pyarrow.parquet as pq; print(pq.read_table(sys.argv[1]).num_rows)", path])
+        XCTAssertEqual(String(decoding: r.stdout, as: UTF8.self), "5\n", r.stderr)
+    }
+
     /// 2M rows of ten columns, written within a bound that holds even in a debug build on a busy
     /// machine, then counted and summed by DuckDB.
     func testTwoMillionRowsWrittenQuicklyAndReadByDuckDB() throws {
