@@ -106,7 +106,6 @@ final class ColumnChunkEncoder {
         pageValues.removeAll(keepingCapacity: true)
         var i = rows.lowerBound
         while i < rows.upperBound {
-            defer { i += 1 }
             if var s = value(i) {
                 s.withUTF8 { utf8 in
                     var length = UInt32(utf8.count).littleEndian
@@ -128,6 +127,7 @@ final class ColumnChunkEncoder {
                 levels.reset()
                 pageValues.removeAll(keepingCapacity: true)
             }
+            i += 1
         }
         // Deprecated min/max compared strings as signed bytes; old readers would misuse ours.
         setStatistics(bounds.encoded, nullCount: nulls, numeric: false)

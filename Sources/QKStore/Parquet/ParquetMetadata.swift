@@ -82,13 +82,14 @@ enum ParquetMetadata {
     }
 
     struct RowGroup {
-        /// Each chunk's metadata; `ColumnChunk.file_offset` is written as its first page's offset.
+        /// Each chunk's metadata. Its `ColumnChunk.file_offset` (deprecated, used inconsistently)
+        /// is written as 0, as the spec asks when no ColumnMetaData lies outside the footer.
         var columns: [ColumnMetaData]
         var numRows: Int64
 
         func encode(_ w: inout ThriftCompactWriter) {
             w.field(1, structList: columns) { w, c in
-                w.field(2, i64: c.dataPageOffset)
+                w.field(2, i64: 0)
                 w.field(3) { c.encode(&$0) }
             }
             w.field(2, i64: columns.reduce(0) { $0 + $1.totalUncompressedSize })
