@@ -10,10 +10,11 @@ if ! command -v chromium >/dev/null 2>&1; then
         || echo "note: could not install chromium; the report DOM test will be skipped" >&2
 fi
 # The schema test reads a tensor with Python's sqlite3, zstandard and numpy (tools/store/read_tensor.py);
-# the README quick-start and CSV tests load exports in DuckDB and pandas, as a researcher would.
-if command -v python3 >/dev/null 2>&1 && ! python3 -c "import zstandard, numpy, duckdb, pandas" >/dev/null 2>&1; then
-    python3 -m pip install -q zstandard numpy duckdb pandas >/dev/null 2>&1 || pip install -q --break-system-packages zstandard numpy duckdb pandas >/dev/null 2>&1 \
-        || echo "note: could not install zstandard/numpy/duckdb/pandas; the schema decoding and CSV tests will fail" >&2
+# the README quick-start and CSV tests load exports in DuckDB and pandas, as a researcher would;
+# the Parquet tests read the writer's files back with pyarrow and DuckDB.
+if command -v python3 >/dev/null 2>&1 && ! python3 -c "import zstandard, numpy, duckdb, pandas, pyarrow" >/dev/null 2>&1; then
+    python3 -m pip install -q zstandard numpy duckdb pandas pyarrow >/dev/null 2>&1 || pip install -q --break-system-packages zstandard numpy duckdb pandas pyarrow >/dev/null 2>&1 \
+        || echo "note: could not install zstandard/numpy/duckdb/pandas/pyarrow; the schema decoding, CSV and Parquet tests will fail" >&2
 fi
 log=$(mktemp)
 # Per-test "started/passed" lines are dropped to keep the log readable; failures and totals stay.

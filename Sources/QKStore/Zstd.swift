@@ -41,6 +41,18 @@ final class Zstd {
         return out
     }
 
+    /// Like `compress(_:)` but without zero-filling the bound-sized buffer first: for the Parquet
+    /// writer's megabyte pages, where that fill (a per-byte loop in debug builds) would dominate.
+    func compressFrame(_ src: UnsafeRawBufferPointer) -> [UInt8] {
+        let bound = ZSTD_compressBound(src.count)
+        return [UInt8](unsafeUninitializedCapacity: bound) { dst, initialized in
+            let n = ZSTD_compress2(cctx, dst.baseAddress, bound, src.baseAddress, src.count)
+            // As above: into a bound-sized buffer, only a zstd bug could fail.
+            precondition(ZSTD_isError(n) == 0, "zstd failed: \(String(cString: ZSTD_getErrorName(n)))")
+            initialized = n
+        }
+    }
+
     func compress<T>(_ values: [T]) -> [UInt8] {
         values.withUnsafeBytes { compress($0) }
     }
