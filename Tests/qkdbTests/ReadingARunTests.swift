@@ -188,6 +188,59 @@ final class ReadingARunTests: XCTestCase {
                        ["run", "side", "feature", "rank", "sequence_id", "position", "token", "activation", "label"])
     }
 
+    /// `export --format parquet`: DuckDB reads the Hive-partitioned directory; its row counts and a
+    /// top-10 by (layer, head, query feature) equal `qkdb pairs`; pyarrow reports the documented
+    /// column types; the directory is replaced only as qkdb's own.
+    func testParquetExportReadsBackInDuckDBAndPyarrow() throws {
+        let (_, store) = try Self.store()
+        let dir = CLI.temporaryDirectory(self).appendingPathComponent("parquet")
+        let r = try CLI.run(["export", "--store", store, "--format", "parquet", "--out", dir.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let info = try XCTUnwrap(try json(["runs", "--store", store]).first)
+        let nnz = try XCTUnwrap(info["pairs"] as? Int)
+        let top = try json(["pairs", "--store", store, "--run", "1", "--head", "0", "--top", "1"])
+        let q = try XCTUnwrap(top.first?["query_feature"] as? Int)
+        let want = try json(["pairs", "--store", store, "--run", "1", "--head", "0", "--query-feature", String(q), "--top", "10"])
+            .map { "\($0["key_feature"] as? Int ?? -1) \(($0["importance"] as? NSNumber)?.floatValue ?? .nan)" }
+        let features = try CLI.run(["export", "--store", store, "--run", "1", "--what", "features", "--out", "-"]).stdout.split(separator: "\n").count - 1
+        let script = """
+        import json, sys, duckdb, pyarrow.parquet as pq
+        d, q = sys.argv[1], int(sys.argv[2])
+        pairs = f"read_parquet('{d}/pairs/**/*.parquet', hive_partitioning = true)"
+        out = {"pairs": duckdb.sql(f"SELECT count(*) FROM {pairs}").fetchall()[0][0],
+               "features": duckdb.sql(f"SELECT count(*) FROM read_parquet('{d}/features/**/*.parquet', hive_partitioning = true)").fetchall()[0][0],
+               "layers": [r[0] for r in duckdb.sql(f"SELECT DISTINCT layer FROM {pairs}").fetchall()],
+               "top": [f"{k} {i}" for k, i in duckdb.sql(f"SELECT key_feature, importance FROM {pairs} WHERE layer = 1 AND head = 0 AND query_feature = {q} ORDER BY importance DESC, key_feature LIMIT 10").fetchall()],
+               "types": {t: {f.name: str(f.type) for f in pq.read_schema(next(__import__('glob').iglob(f'{d}/{t}/*/*/*.parquet')))} for t in ["pairs", "features", "examples"]}}
+        print(json.dumps(out))
+        """
+        let py = try CLI.python(["-c", script, dir.path, String(q)])
+        guard py.status == 0 else { return XCTFail("python with duckdb and pyarrow (tools/test.sh installs them): \(py.stderr)") }
+        let got = try XCTUnwrap(try JSONSerialization.jsonObject(with: py.stdout) as? [String: Any])
+        XCTAssertEqual(got["pairs"] as? Int, nnz)
+        XCTAssertEqual(got["features"] as? Int, features)
+        XCTAssertEqual(got["layers"] as? [Int], [1])
+        // float32 importance printed by Python as a double: compare through Float.
+        let top10 = (got["top"] as? [String] ?? []).map { s -> String in
+            let f = s.split(separator: " "); return "\(f[0]) \(Float(Double(f[1]) ?? .nan))"
+        }
+        XCTAssertEqual(top10, want)
+        let types = try XCTUnwrap(got["types"] as? [String: [String: String]])
+        XCTAssertEqual(types["pairs"], ["run": "int64", "head": "int32", "query_feature": "int32", "key_feature": "int32", "value": "float",
+                                        "mask": "float", "importance": "float", "mean_contribution": "float", "cooccurrence": "float",
+                                        "query_label": "string", "key_label": "string"])
+        XCTAssertEqual(types["features"], ["run": "int64", "side": "string", "feature": "int32", "alive": "int32", "density": "double",
+                                           "mean_activation": "double", "max_activation": "double", "bos_fraction": "double", "label": "string"])
+        XCTAssertEqual(types["examples"], ["run": "int64", "side": "string", "feature": "int32", "rank": "int32", "sequence_id": "int32",
+                                           "position": "int32", "token": "string", "activation": "float", "label": "string"])
+        // Its own earlier export is replaced; someone else's folder is not.
+        XCTAssertEqual(try CLI.run(["export", "--store", store, "--format", "parquet", "--out", dir.path]).status, 0)
+        let foreign = CLI.temporaryDirectory(self)
+        try "keep me".write(to: foreign.appendingPathComponent("notes.txt"), atomically: true, encoding: .utf8)
+        try CLI.assertFails(["export", "--store", store, "--format", "parquet", "--out", foreign.path], mentioning: foreign.lastPathComponent)
+        XCTAssertEqual(try String(contentsOf: foreign.appendingPathComponent("notes.txt"), encoding: .utf8), "keep me")
+    }
+
     func testTablesShowAtMostFourSignificantFigures() throws {
         let (_, store) = try Self.store()
         let base = ["--store", store, "--run", "1"]
