@@ -79,10 +79,18 @@ final class ReadingTests: XCTestCase {
         }
         let table = FeatureTokens(codes: codes, tokens: tokens, width: 4)
         let text: (Int32) -> String = { ["a", " cat", "\n", "x,y"][Int($0) - 10] }
+        // 12 positions: token 10 ×2, 11 ×4, 12 ×5, 13 ×1. Feature 0: all on 11 (a third of the text).
         XCTAssertEqual(table.label(0, text: text), "“ cat” 100%")
-        XCTAssertEqual(table.label(1, text: text), "“⏎” 75% · “x,y” 25%")
+        // Feature 1: 75% on token 12, under twice its 42% of the text, so not selective for it;
+        // 25% on token 13, three times its 8%.
+        XCTAssertEqual(table.label(1, text: text), "“x,y” 25%")
         XCTAssertEqual(table.label(2, text: text), "position 0: “a” 100%")
         XCTAssertNil(table.label(3, text: text))
+        // A feature firing everywhere is selective for nothing.
+        let everywhere = FeatureTokens(codes: tokens.map { seq in
+            SparseActivations(rowStart: Array(0...seq.count), indices: [Int32](repeating: 0, count: seq.count), values: [Float](repeating: 1, count: seq.count), width: 1)
+        }, tokens: tokens, width: 1)
+        XCTAssertEqual(everywhere.label(0, text: text), "broad: 100% of tokens")
         // Token 12 occurs 5 times; feature 1 fires on 3 of them (activation 1 each).
         let hits = table.firing(on: [12])
         XCTAssertEqual(hits.map(\.feature), [1])

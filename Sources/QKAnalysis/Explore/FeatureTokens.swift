@@ -52,24 +52,34 @@ public struct FeatureTokens: Sendable {
         }
     }
 
-    /// A short automatic label for feature `f`: its most frequent firing tokens with their share of
-    /// its firings (up to three, each at least 5%; the first always), prefixed by "position P:" when
-    /// at least 90% of its firings sit at one position. Nil for a feature that never fired.
+    /// A short automatic label for feature `f`: the tokens it is selective for — each at least 5%
+    /// of its firings and at least twice that token's share of the sample — most frequent first
+    /// (up to three), with their share of its firings: `“ the” 41% · “ a” 12%`. A feature selective
+    /// for no token says how much of the text it fires on: `broad: 35% of tokens`. Either is
+    /// prefixed by `position P: ` when at least 90% of its firings sit at one position. Nil for a
+    /// feature that never fired.
     ///
     /// Why frequencies, not the max-activating examples: a feature's top examples show where it is
-    /// strongest, which is often a rare token; the label should say what it usually fires on.
+    /// strongest, often on a rare token; the label should say what it usually fires on. Why the
+    /// base rate: a dense feature's most frequent tokens are the text's most frequent tokens
+    /// (“.” 6% on MiniLM), which says nothing about the feature.
     public func label(_ f: Int, text: (Int32) -> String) -> String? {
         guard f >= 0, f < width, firings[f] > 0 else { return nil }
-        let n = Double(firings[f])
+        let n = Double(firings[f]), positions = Double(max(1, occurrences.values.reduce(0, +)))
         var parts: [String] = []
         if let (p, c) = byPosition[f].max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }), Double(c) >= 0.9 * n {
             parts.append("position \(p)")
         }
-        let ranked = byToken[f].sorted { $0.value.count != $1.value.count ? $0.value.count > $1.value.count : $0.key < $1.key }
-        let tokens = ranked.prefix(3).enumerated().filter { $0.offset == 0 || Double($0.element.value.count) >= 0.05 * n }.map {
-            "\(FeatureTokens.quoted(text($0.element.key))) \(FeatureTokens.percent(Double($0.element.value.count) / n))"
+        let selective = byToken[f].filter { token, tally in
+            let share = Double(tally.count) / n
+            return share >= 0.05 && share >= 2 * Double(occurrences[token] ?? 0) / positions
+        }.sorted { $0.value.count != $1.value.count ? $0.value.count > $1.value.count : $0.key < $1.key }
+        if selective.isEmpty {
+            parts.append("broad: \(FeatureTokens.percent(n / positions)) of tokens")
+        } else {
+            parts.append(selective.prefix(3).map { "\(FeatureTokens.quoted(text($0.key))) \(FeatureTokens.percent(Double($0.value.count) / n))" }
+                .joined(separator: " · "))
         }
-        parts.append(tokens.joined(separator: " · "))
         return parts.joined(separator: ": ")
     }
 
