@@ -137,9 +137,9 @@ CREATE TABLE pair_chunks (
 CREATE INDEX pair_chunks_zone ON pair_chunks (run_id, head, ordering, last_lead, first_lead);
 
 -- Per-feature statistics of each dictionary. `label`: step 2's automatic label (the tokens the
--- feature fires on most over the held-out sequences, with their share of its firings, e.g.
--- `“the” 41% · “a” 12%`, after `position P: ` when 90% of its firings sit at one position), or the
--- text a researcher set with `qkdb label`, which replaces it.
+-- feature is selective for over the held-out sequences, with their share of its firings, e.g.
+-- `“the” 41% · “a” 12%`, or `broad: 35% of tokens`; after `position P: ` when 90% of its firings
+-- sit at one position), or the text a researcher set with `qkdb label`, which replaces it.
 CREATE TABLE features (
     run_id          INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     side            TEXT    NOT NULL CHECK (side IN ('query', 'key')),
