@@ -26,11 +26,13 @@ let package = Package(
         // Step 2's per-sequence kernel in C: built for the baseline target and again with AVX2+FMA,
         // chosen at run time (Swift cannot compile one function for another CPU level).
         .target(name: "CPairMap"),
+        // The SIGINT handler in C: an atomic counter, the only thing a signal handler may touch safely.
+        .target(name: "CSignal"),
         .target(name: "QKTrain", dependencies: ["QKTensor", "QKModels", "CPairMap"]),
         .target(name: "QKStore", dependencies: ["QKTensor", "CZstd", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "QKAnalysis", dependencies: ["QKTensor", "QKModels", "QKTrain", "QKStore"]),
         .executableTarget(name: "qkdb", dependencies: [
-            "QKTensor", "QKModels", "QKTrain", "QKStore", "QKAnalysis",
+            "QKTensor", "QKModels", "QKTrain", "QKStore", "QKAnalysis", "CSignal",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

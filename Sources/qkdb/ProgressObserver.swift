@@ -1,5 +1,7 @@
+import CSignal
 import Foundation
 import QKAnalysis
+import QKTrain
 
 /// Draws one progress bar per pipeline stage on stderr and prints each stage's summary line.
 final class ProgressObserver: PipelineObserver {
@@ -22,16 +24,11 @@ final class ProgressObserver: PipelineObserver {
 
 /// Ctrl-C sets a flag the trainer checks every step (so it can write a checkpoint and stop
 /// cleanly); a second Ctrl-C exits at once.
+/// Ctrl-C during training: the first one asks the trainer to checkpoint and stop, a second one
+/// exits at once (130). The handler is C (`CSignal`) and only bumps an atomic counter.
 enum Interrupt {
-    nonisolated(unsafe) static var flag: (() -> Void)?
-    nonisolated(unsafe) static var count = 0
-
-    static func install(_ onInterrupt: @escaping () -> Void) {
-        flag = onInterrupt
-        signal(SIGINT) { _ in
-            Interrupt.count += 1
-            if Interrupt.count > 1 { _exit(130) }
-            Interrupt.flag?()
-        }
+    static func flag() -> CancellationFlag {
+        qk_sigint_install()
+        return CancellationFlag(polling: { qk_sigint_count() > 0 })
     }
 }

@@ -68,8 +68,7 @@ struct RunCommand: ParsableCommand {
                 // The stored config holds what the sweep and μ search chose; later stages read it.
                 options = try PipelineOptions.from(json: try db.run(id).spec.config)
             } else {
-                let cancel = CancellationFlag()
-                Interrupt.install { cancel.cancel() }
+                let cancel = Interrupt.flag()
                 let out = try TrainStage.run(options: options, model: model, plan: plan, store: db, name: name,
                                              observer: observer, cancel: cancel, checkpoint: path + ".checkpoint.safetensors")
                 runID = out.run; trained = out.result

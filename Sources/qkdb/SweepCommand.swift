@@ -47,8 +47,7 @@ struct SweepCommand: ParsableCommand {
         options.sweep = sweep
         try options.validate()
         let plan = try CorpusPlan(options: options, model: model)
-        let cancel = CancellationFlag()
-        Interrupt.install { cancel.cancel() }
+        let cancel = Interrupt.flag()
         let frontier = try SweepStage.run(options: options, model: model, plan: plan, observer: ProgressObserver(), cancel: cancel)
         print(SweepTable.table(frontier).render(format), terminator: "")
         if format == .table { print("chosen L0 \(String(format: "%.1f", frontier.chosenL0)): \(frontier.rule)") }

@@ -44,8 +44,7 @@ struct TrainCommand: ParsableCommand {
         let checkpointPath = checkpoint ?? store + ".checkpoint.safetensors"
         try TrainStage.checkCheckpointPath(checkpointPath, force: force)
         let db = try Store(path: store, mode: .create)
-        let cancel = CancellationFlag()
-        Interrupt.install { cancel.cancel() }
+        let cancel = Interrupt.flag()
         let observer = ProgressObserver()
         let out = try TrainStage.run(options: options, model: model, plan: plan, store: db,
                                      name: name ?? RunNaming.name(model: options.model, layer: layer), observer: observer,

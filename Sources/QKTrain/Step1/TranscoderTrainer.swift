@@ -18,14 +18,24 @@ public struct TrainingProgress: Sendable {
     public var phase: String? = nil
 }
 
-/// A flag the trainer checks once per step; setting it (from a signal handler, say) makes `train`
-/// write its checkpoint and return early with `completed == false`.
+/// A flag the trainer checks once per step; once set (`cancel()`, or `polling` says so) `train`
+/// writes its checkpoint and returns early with `completed == false`.
+///
+/// A signal handler must not call `cancel()` (it takes a lock); it sets something `polling`
+/// reads instead — the command line's Ctrl-C is an atomic counter in C (`CSignal`):
+///
+///     let flag = CancellationFlag(polling: { qk_sigint_count() > 0 })
 public final class CancellationFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
-    public init() {}
+    private let poll: (@Sendable () -> Bool)?
+    public init(polling: (@Sendable () -> Bool)? = nil) { poll = polling }
     public func cancel() { lock.lock(); value = true; lock.unlock() }
-    public var isCancelled: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    public var isCancelled: Bool {
+        if poll?() == true { return true }
+        lock.lock(); defer { lock.unlock() }
+        return value
+    }
 }
 
 /// The outcome of a step-1 run.
