@@ -34,14 +34,14 @@ struct PlantedScore {
     var passes: Bool { queryMissedShare <= 0.1 && keyMissedShare <= 0.1 && pairsShare >= 0.9 && sinkOK != false && headsOK != false }
 
     static let tableHeader = """
-        | config | model | directions q | directions k | pairs in top 3 | previous-token at offset 1 | sink | L0 q / k | seconds | issue 13 |
-        |---|---|---|---|---|---|---|---|---|---|
+        | config | model | directions q | directions k | pairs in top 3 | previous-token at offset 1 | sink | head roles | L0 q / k | seconds | issue 13 |
+        |---|---|---|---|---|---|---|---|---|---|---|
         """
 
     var tableRow: String {
-        String(format: "| %@ | %@ | %d/%d | %d/%d | %d/%d | %@ | %@ | %.1f / %.1f | %.0f | %@ |", name, shape, queryFound, queryTotal,
+        String(format: "| %@ | %@ | %d/%d | %d/%d | %d/%d | %@ | %@ | %@ | %.1f / %.1f | %.0f | %@ |", name, shape, queryFound, queryTotal,
                keyFound, keyTotal, pairsFound, pairsTotal, previousTotal == 0 ? "–" : "\(previousAtOffset1)/\(previousTotal)",
-               sinkOK.map { $0 ? "ok" : "wrong" } ?? "–", l0Query, l0Key, seconds, passes ? "pass" : "FAIL")
+               sinkOK.map { $0 ? "ok" : "wrong" } ?? "–", headsOK.map { $0 ? "ok" : "wrong" } ?? "–", l0Query, l0Key, seconds, passes ? "pass" : "FAIL")
     }
 
     var line: String {
