@@ -42,19 +42,27 @@ extension Int64: ParquetPlainValue {
 
 extension Float: ParquetPlainValue {
     static var physicalType: ParquetMetadata.PhysicalType { .float }
+    static func statisticsBounds(min: Float, max: Float) -> (min: Float, max: Float) {
+        (min == 0 ? -0.0 : min, max == 0 ? 0.0 : max)
+    }
+    static func bounds(_ values: UnsafeBufferPointer<Float>) -> (min: Float, max: Float)? {
+        // Seeded by the first ordered value, after which a NaN fails both comparisons.
+        guard let seed = values.firstIndex(where: { !$0.isNaN }) else { return nil }
+        var lo = values[seed], hi = lo
+        for v in values {
+            if v < lo { lo = v }
+            if v > hi { hi = v }
+        }
+        return (lo, hi)
+    }
 }
 
 extension Double: ParquetPlainValue {
     static var physicalType: ParquetMetadata.PhysicalType { .double }
-}
-
-/// Float and Double alike: NaN has no place in an order, and a zero bound is widened to cover
-/// both signed zeros (the spec's rule for floating-point statistics).
-extension ParquetPlainValue where Self: BinaryFloatingPoint {
-    static func statisticsBounds(min: Self, max: Self) -> (min: Self, max: Self) {
+    static func statisticsBounds(min: Double, max: Double) -> (min: Double, max: Double) {
         (min == 0 ? -0.0 : min, max == 0 ? 0.0 : max)
     }
-    static func bounds(_ values: UnsafeBufferPointer<Self>) -> (min: Self, max: Self)? {
+    static func bounds(_ values: UnsafeBufferPointer<Double>) -> (min: Double, max: Double)? {
         // Seeded by the first ordered value, after which a NaN fails both comparisons.
         guard let seed = values.firstIndex(where: { !$0.isNaN }) else { return nil }
         var lo = values[seed], hi = lo
