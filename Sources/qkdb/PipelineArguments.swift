@@ -84,6 +84,7 @@ struct PipelineArguments: ParsableArguments {
             o.sweep = SparsitySweepOptions(tokensPerPoint: sweepTokens ?? SparsitySweepOptions.tokensPerPoint(trainTokens: trainTokens))
         }
         o.training.trainTokens = trainTokens
+        o.training.warmupsAtMostAQuarter = true
         o.training.batchSequences = batch
         o.training.learningRate = lr
         o.training.resample = !noResample

@@ -166,6 +166,7 @@ public enum SparsitySweep {
         let path = Array(grid.enumerated()).reversed()
         for (n, k) in path {
             var o = base
+            o.warmupsAtMostAQuarter = nil   // the sweep's short points keep their warm-ups (DESIGN §4)
             o.queryActivation = .topK(k); o.keyActivation = .topK(k)
             o.l0Target = nil
             // The densest point starts from scratch, so it gets twice the budget of the others.

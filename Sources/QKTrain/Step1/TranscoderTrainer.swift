@@ -164,7 +164,7 @@ public final class TranscoderTrainer {
                 throw TrainError("layer \(source.layer): activations are \(batch.dModel) wide but the transcoders read \(state.query.dIn)")
             }
             state.step += 1
-            let f = o.penaltyFactor(step: state.step)
+            let f = o.penaltyFactor(step: state.step, totalSteps: totalSteps)
             let r = try objectiveStep(state, batch: batch, lambda: (state.lambdaQuery * f, state.lambdaKey * f), gradQ: &gradQ, gradK: &gradK)
             // Clip each dictionary's whole gradient to norm ≤ clipNorm.
             func clip(_ grad: inout TranscoderParameters) {
