@@ -74,7 +74,13 @@ fi
 # 4. Release build (what tools/run.sh and every benchmark use).
 if [ "${QKDB_SKIP_BUILD:-0}" != 1 ]; then
   say "building release"
-  swift build -c release --product qkdb 2>&1 | grep -Ev '^(\[|Building|Compiling|Write|Emitting|Planning|Fetching|Cloning|Computing|Working copy)' || true
+  # A failed build stops here: an older binary left in .build must not run in its place.
+  log=$(mktemp)
+  if ! swift build -c release --product qkdb >"$log" 2>&1; then
+    grep -Ev '^(\[|Building|Compiling|Write|Emitting|Planning|Fetching|Cloning|Computing|Working copy)' "$log" >&2 || true
+    rm -f "$log"; echo "setup: the release build failed" >&2; exit 1
+  fi
+  rm -f "$log"
   test -x .build/release/qkdb
 fi
 say "ready"

@@ -21,4 +21,19 @@ final class L0ControllerTests: XCTestCase {
         while lambda > 1e-5 && steps < 1000 { lambda = L0Controller.next(lambda: lambda, l0: 1.8, target: 18, rate: 0.01); steps += 1 }
         XCTAssertLessThan(steps, 300)
     }
+
+    /// Short runs: the warm-ups take at most a quarter of the steps, only when asked, and never
+    /// change a run of 400 steps or more.
+    func testWarmupsTakeAtMostAQuarterOfAShortRun() {
+        var o = TrainingOptions()
+        XCTAssertEqual(o.warmup(100, totalSteps: 195), 100)          // not asked (library default, old configs)
+        o.warmupsAtMostAQuarter = true
+        XCTAssertEqual(o.warmup(100, totalSteps: 195), 48)
+        XCTAssertEqual(o.warmup(100, totalSteps: 400), 100)
+        XCTAssertEqual(o.warmup(100, totalSteps: 2441), 100)
+        XCTAssertEqual(o.warmup(100, totalSteps: 2), 1)
+        XCTAssertEqual(o.penaltyFactor(step: 24, totalSteps: 195), 0.5, accuracy: 1e-6)
+        XCTAssertEqual(o.learningRate(step: 48, totalSteps: 195), o.learningRate, accuracy: 1e-9)
+        XCTAssertLessThan(o.learningRate(step: 24, totalSteps: 195), o.learningRate)
+    }
 }
