@@ -119,6 +119,18 @@ extension Store {
         }
     }
 
+    /// The text of the token each example fires on (nil where the position lies outside its
+    /// sequence), each stored sequence read once: the `token` column of both example exports.
+    func firingTokens(run: Int64, of examples: [FeatureExample]) throws -> [String?] {
+        let vocabulary = try self.vocabulary(run: run)
+        var sequences: [Int: [Int32]] = [:]
+        return try examples.map { e in
+            if sequences[e.sequenceID] == nil { sequences[e.sequenceID] = try sequence(run: run, id: e.sequenceID) }
+            let seq = sequences[e.sequenceID] ?? []
+            return e.position >= 0 && e.position < seq.count ? vocabulary[Int(seq[e.position])] : nil
+        }
+    }
+
     func example(_ row: Row) throws -> FeatureExample {
         let what = "\(path): an example row"
         guard let side = FeatureSide(rawValue: try row.required("side", what)) else { throw StoreError("\(what): damaged side") }

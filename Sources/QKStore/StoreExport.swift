@@ -78,13 +78,9 @@ extension Store {
             }
         case .examples:
             try writer.row(Store.exampleHeader)
-            let vocabulary = try self.vocabulary(run: run)
-            var sequences: [Int: [Int32]] = [:]
-            for e in try examples(run: run) {
-                if sequences[e.sequenceID] == nil { sequences[e.sequenceID] = try sequence(run: run, id: e.sequenceID) }
-                let seq = sequences[e.sequenceID] ?? []
-                let token = e.position >= 0 && e.position < seq.count ? vocabulary[Int(seq[e.position])] ?? "" : ""
-                try writer.row([String(run), e.side.rawValue, String(e.feature), String(e.rank), String(e.sequenceID), String(e.position), token,
+            let all = try examples(run: run)
+            for (e, token) in zip(all, try firingTokens(run: run, of: all)) {
+                try writer.row([String(run), e.side.rawValue, String(e.feature), String(e.rank), String(e.sequenceID), String(e.position), token ?? "",
                                 NumberText.float(e.activation), labels[e.side, e.feature] ?? ""])
                 count += 1
             }

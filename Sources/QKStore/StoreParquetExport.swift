@@ -122,14 +122,7 @@ extension Store {
 
     func parquetExamples(_ info: RunInfo, labels: FeatureLabels, to file: String, metadata: [(String, String)]) throws -> Int {
         let examples = try self.examples(run: info.id)
-        let vocabulary = try self.vocabulary(run: info.id)
-        var sequences: [Int: [Int32]] = [:]
-        var tokens: [String?] = []
-        for e in examples {
-            if sequences[e.sequenceID] == nil { sequences[e.sequenceID] = try sequence(run: info.id, id: e.sequenceID) }
-            let seq = sequences[e.sequenceID] ?? []
-            tokens.append(e.position >= 0 && e.position < seq.count ? vocabulary[Int(seq[e.position])] : nil)
-        }
+        let tokens = try firingTokens(run: info.id, of: examples)
         let writer = try ParquetWriter(path: file, columns: [
             ParquetColumn("run", .int64), ParquetColumn("side", .string), ParquetColumn("feature", .int32), ParquetColumn("rank", .int32),
             ParquetColumn("sequence_id", .int32), ParquetColumn("position", .int32), ParquetColumn("token", .string, nullable: true),

@@ -38,13 +38,13 @@ struct HeadsCommand: ParsableCommand {
         }
         var summaries: [(RunInfo, [HeadSummary], FeatureLabels)] = []
         for info in runs {
-            var attention = HeadAttention.stored(metrics: info.spec.metrics)
-            if attention == nil, info.spec.kind == .trained {
-                do {
-                    attention = try HeadAttention.measure(try ExploredRun.open(store: store, run: info.id, modelPath: model.model, loadPairMap: false), store: store)
-                } catch let missing as RunModel.Missing {
-                    FileHandle.standardError.write(Data("note: run \(info.id): the attention columns need the run's model: \(missing.message)\n".utf8))
+            var attention: [HeadAttention]? = nil
+            do {
+                attention = try HeadAttention.of(info, store: store) {
+                    try ExploredRun.open(store: store, run: info.id, modelPath: model.model, loadPairMap: false)
                 }
+            } catch let missing as RunModel.Missing {
+                FileHandle.standardError.write(Data("note: run \(info.id): the attention columns need the run's model: \(missing.message)\n".utf8))
             }
             summaries.append((info, try HeadsOverview.summarize(store: store, run: info.id, attention: attention, topPairs: top), try store.labels(run: info.id)))
         }

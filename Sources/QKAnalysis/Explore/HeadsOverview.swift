@@ -48,6 +48,14 @@ public enum HeadsOverview {
 }
 
 extension HeadAttention {
+    /// A run's per-head attention: what step 2 stored, else measured now with the run's model
+    /// (`explored` opens it only then). Nil for runs without dictionaries.
+    public static func of(_ info: RunInfo, store: Store, explored: () throws -> ExploredRun) throws -> [HeadAttention]? {
+        if let stored = stored(metrics: info.spec.metrics) { return stored }
+        guard info.spec.kind == .trained else { return nil }
+        return try measure(try explored(), store: store)
+    }
+
     /// Measures each head's attention on the held-out sequences stored with an explored run (one
     /// forward pass): for runs whose step 2 predates `metrics.step2.head_attention`.
     public static func measure(_ explored: ExploredRun, store: Store) throws -> [HeadAttention] {

@@ -66,7 +66,7 @@ public struct ReportSite {
         let perHead = tops.heads.map(\.sorted)
         let qPartners = tops.queryPartners.mapValues { $0.flatMap(\.sorted) }
         let kPartners = tops.keyPartners.mapValues { $0.flatMap(\.sorted) }
-        let attention = try HeadAttention.stored(metrics: info.spec.metrics) ?? HeadAttention.measure(explored, store: store)
+        let attention = try HeadAttention.of(info, store: store) { explored }
         let overview = try HeadsOverview.summarize(store: store, run: run, attention: attention, topPairs: 0)
         try put("heads.html", HTML.page(title: "heads", root: "", body: headsBody(overview, perHead, hasMap: info.pairMap != nil, labels: labels)))
         // The sinks `qkdb sinks` lists, from the same ranking (`Store.sinks`: pairs' importance plus
