@@ -76,11 +76,15 @@ public struct SharedPair: Sendable, Equatable {
 }
 
 extension Store {
-    /// Pairs kept on at least `minHeads` heads, ranked by how many heads keep them, then by their
+    /// Pairs used by at least `minHeads` heads, ranked by how many heads use them, then by their
     /// importance summed over those heads (|value| on maps without importance), ties to the lower
-    /// query, then key feature. One pass over the map.
-    public func sharedPairs(run: Int64, minHeads: Int = 2) throws -> [SharedPair] {
+    /// query, then key feature. A head uses a pair when it keeps it with at least `minShare` of
+    /// the importance the pair has on its strongest head: with the default mask penalty a pair
+    /// planted on heads 0 and 2 is also kept on the other two heads at 1/2,000 of that weight,
+    /// which no one would call using it. One pass over the map.
+    public func sharedPairs(run: Int64, minHeads: Int = 2, minShare: Float = 0.1) throws -> [SharedPair] {
         guard minHeads >= 1 else { throw StoreError("--min-heads must be at least 1, got \(minHeads)") }
+        guard minShare >= 0, minShare <= 1 else { throw StoreError("--min-share must lie in [0, 1], got \(minShare)") }
         var byPair: [Int64: SharedPair] = [:]
         let width = Int64(try self.run(run).shape.dKey)
         try forEachPair(run: run) { p in
@@ -90,7 +94,13 @@ extension Store {
             byPair[key]!.importance.append(w)
             byPair[key]!.totalImportance += Double(w)
         }
-        return byPair.values.filter { $0.heads.count >= minHeads }.sorted { a, b in
+        let used = byPair.values.map { p -> SharedPair in
+            let strongest = p.importance.max() ?? 0
+            let keep = p.importance.indices.filter { p.importance[$0] >= minShare * strongest }
+            return SharedPair(queryFeature: p.queryFeature, keyFeature: p.keyFeature, heads: keep.map { p.heads[$0] },
+                              importance: keep.map { p.importance[$0] }, totalImportance: keep.reduce(0.0) { $0 + Double(p.importance[$1]) })
+        }
+        return used.filter { $0.heads.count >= minHeads }.sorted { a, b in
             if a.heads.count != b.heads.count { return a.heads.count > b.heads.count }
             if a.totalImportance != b.totalImportance { return a.totalImportance > b.totalImportance }
             return (a.queryFeature, a.keyFeature) < (b.queryFeature, b.keyFeature)

@@ -27,6 +27,7 @@ struct PairsCommand: ParsableCommand {
     @Option(help: "RoPE runs: rank by each pair's weight at this query − key offset (recomputed from the stored decoders).") var offset: Int?
     @Flag(help: "List the feature pairs kept by several heads (distributed use), ranked by how many heads keep them, then their summed importance.") var shared = false
     @Option(help: "--shared: at least this many heads.") var minHeads: Int = 2
+    @Option(help: "--shared: a head uses a pair when it carries at least this share of the pair's importance on its strongest head.") var minShare: Float = 0.1
     @Option(help: "table, csv or json.") var format: StoreOutputFormat = .table
 
     func run() throws {
@@ -84,7 +85,7 @@ struct PairsCommand: ParsableCommand {
     func printShared() throws {
         guard top >= 0 else { throw StoreError("--top must be 0 (all) or positive, got \(top)") }
         let store = try Store(path: location.store)
-        let all = try store.sharedPairs(run: runID, minHeads: minHeads)
+        let all = try store.sharedPairs(run: runID, minHeads: minHeads, minShare: minShare)
         let labels = try store.labels(run: runID)
         var t = ResultTable(headers: ["query_feature", "key_feature", "n_heads", "heads", "total_importance", "importance_per_head", "query_label", "key_label"])
         t.rows = (top == 0 ? all : Array(all.prefix(top))).map { p in

@@ -163,7 +163,7 @@ final class ModelStoreTests: XCTestCase {
 
     /// The planted GPT-2 with content pair 0 planted on heads 0 and 2
     /// (tools/fixtures/make_planted_sink_gpt2.py --shared): `pairs --shared` lists it as kept by
-    /// exactly those heads.
+    /// exactly those heads, with qkdb's defaults.
     func testPlantedPairOnTwoHeadsIsShared() throws {
         let fixture = CLI.root.appendingPathComponent("Tests/Fixtures/planted_shared_gpt2")
         let planted = try PlantedTruth(fixture: fixture)
@@ -171,10 +171,9 @@ final class ModelStoreTests: XCTestCase {
         let corpus = dir.appendingPathComponent("planted.txt")
         try planted.corpus(tokens: 22_400, seed: 7, plantedShare: 0.5, spaceRate: 0.12).write(to: corpus, atomically: true, encoding: .utf8)
         let store = dir.appendingPathComponent("planted.qkdb").path
+        // Defaults, with the planted family's budgets: a user's run, not one tuned to the fixture.
         let run = try CLI.run(["run", "--model", fixture.path, "--corpus", corpus.path, "--layer", String(planted.layer),
-                               "--context", "24", "--d-hidden", "128", "--top-k", "3", "--train-tokens", "40000", "--batch", "8", "--lr", "3e-3",
-                               "--penalty", "2e-3", "--mask-epochs", "4", "--dead-window", "8000", "--mask-sequences", "256", "--eval-sequences", "16",
-                               "--store", store])
+                               "--context", "24", "--d-hidden", "128", "--train-tokens", "200000", "--mask-sequences", "32", "--store", store])
         XCTAssertEqual(run.status, 0, run.stderr)
         guard run.status == 0 else { return }
         let score = try PlantedScorer.score(planted, store: store, in: dir)
